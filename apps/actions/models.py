@@ -1,0 +1,102 @@
+from django.db import models
+from django.utils import timezone
+
+
+class ActionStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+    DENIED = "denied", "Denied by policy"
+    RECORDED = "recorded", "Recorded (observe mode)"
+    EXECUTING = "executing", "Executing"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    REPORTED = "reported", "Reported without a proposal"
+
+
+RISK_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+class ActionQuerySet(models.QuerySet):
+    def visible_to(self, user: object) -> "ActionQuerySet":
+        if getattr(user, "is_agent", False):
+            return self.filter(agent_id=user.agent.pk)  # type: ignore[attr-defined]
+        return self
+
+    def violations(self) -> "ActionQuerySet":
+        return self.filter(policy_violation=True)
+
+
+class Action(models.Model):
+    """The read model of one proposed action's life, folded from the events sharing its id.
+
+    Every field is derived from events by an order-independent rule (earliest, or latest by
+    (ts, event id)), so events may arrive in any order and be replayed without changing it.
+    """
+
+    action_id = models.CharField(max_length=128, unique=True)
+    agent = models.ForeignKey("fleet.Agent", on_delete=models.PROTECT, related_name="actions")
+    incident_id = models.CharField(max_length=128, null=True, blank=True)
+    status = models.CharField(
+        max_length=20, choices=ActionStatus.choices, default=ActionStatus.REPORTED
+    )
+
+    # From the proposal.
+    proposal_event_id = models.UUIDField(null=True, blank=True)
+    proposed_at = models.DateTimeField(null=True, blank=True)
+    action_type = models.CharField(max_length=128, blank=True)
+    target = models.CharField(max_length=1000, blank=True)
+    env = models.CharField(max_length=32, blank=True)
+    risk = models.CharField(max_length=10, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    citations = models.JSONField(default=list, blank=True)
+    rollback_plan = models.TextField(blank=True, null=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    agent_version = models.CharField(max_length=64, blank=True)
+    prompt_version = models.CharField(max_length=64, blank=True)
+
+    # Earliest alert of the action (time to propose starts here).
+    first_alert_at = models.DateTimeField(null=True, blank=True)
+
+    # The deciding event: the latest final decision by (ts, id).
+    decision = models.CharField(max_length=20, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_event_id = models.UUIDField(null=True, blank=True)
+    decided_by = models.CharField(max_length=150, blank=True)
+    decision_reasons = models.JSONField(default=list, blank=True)
+    policy_version = models.CharField(max_length=32, blank=True)
+    approvals = models.JSONField(default=list, blank=True)
+
+    execution_started_at = models.DateTimeField(null=True, blank=True)
+    execution_finished_at = models.DateTimeField(null=True, blank=True)
+    execution_status = models.CharField(max_length=12, blank=True)
+    execution_event_id = models.UUIDField(null=True, blank=True)
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+
+    outcome_resolved = models.BooleanField(null=True, blank=True)
+    outcome_at = models.DateTimeField(null=True, blank=True)
+    outcome_event_id = models.UUIDField(null=True, blank=True)
+
+    verdict_correct = models.BooleanField(null=True, blank=True)
+    verdict_at = models.DateTimeField(null=True, blank=True)
+    verdict_event_id = models.UUIDField(null=True, blank=True)
+    verdict_by = models.CharField(max_length=150, blank=True)
+
+    policy_violation = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = ActionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "-proposed_at"], name="action_status"),
+            models.Index(fields=["agent", "-proposed_at"], name="action_agent"),
+            models.Index(fields=["incident_id"], name="action_incident"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action_type or 'action'} {self.action_id}"

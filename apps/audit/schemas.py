@@ -1,0 +1,184 @@
+"""Wire schemas of audit events, validated with msgspec on the ingest hot path.
+
+Unknown keys inside `data` are kept (agents may send more than we model); unknown keys on the
+envelope are refused, since a misspelt `action_id` would silently break correlation.
+"""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from apps.audit.models import EventType
+
+ShortText = Annotated[str, Meta(max_length=200)]
+Slug = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[-a-zA-Z0-9_]+$")]
+Ident = Annotated[str, Meta(min_length=1, max_length=128)]
+Version = Annotated[str, Meta(max_length=64)]
+NonNegInt = Annotated[int, Meta(ge=0, le=10**12)]
+NonNegFloat = Annotated[float, Meta(ge=0)]
+Risk = Literal["low", "medium", "high", "critical"]
+
+
+class EventIn(Struct, forbid_unknown_fields=True):
+    """The envelope every event shares."""
+
+    id: uuid.UUID
+    ts: Annotated[datetime, Meta(tz=True)]
+    agent: Slug
+    type: Annotated[str, Meta(max_length=32)]
+    data: dict[str, Any] = {}
+    action_id: Ident | None = None
+    incident_id: Ident | None = None
+    agent_version: Version = ""
+    prompt_version: Version = ""
+
+
+class AlertData(Struct):
+    name: Annotated[str, Meta(min_length=1, max_length=500)]
+    severity: Literal["critical", "high", "warning", "medium", "low", "info"] = "warning"
+    source: ShortText = ""
+    summary: str = ""
+    labels: dict[str, str] = {}
+    fired_at: Annotated[datetime, Meta(tz=True)] | None = None
+
+
+class ContextData(Struct):
+    source: Annotated[str, Meta(min_length=1, max_length=500)]
+    query: str = ""
+    summary: str = ""
+    uri: str = ""
+    bytes: NonNegInt = 0
+
+
+class LlmCallData(Struct):
+    """One model call. Token counts follow Anthropic's usage block: input excludes cache tokens."""
+
+    model: Annotated[str, Meta(min_length=1, max_length=200)]
+    input_tokens: NonNegInt
+    output_tokens: NonNegInt
+    latency_ms: NonNegFloat
+    provider: ShortText = "anthropic"
+    cache_creation_input_tokens: NonNegInt = 0
+    cache_creation_1h_input_tokens: NonNegInt = 0
+    cache_read_input_tokens: NonNegInt = 0
+    cost_usd: Decimal | None = None
+    reservation_id: Ident | None = None
+    stop_reason: ShortText | None = None
+    request: Any = None
+    response: Any = None
+
+
+class ToolCallData(Struct):
+    tool: Annotated[str, Meta(min_length=1, max_length=200)]
+    arguments: Any = None
+    result: Any = None
+    status: Literal["ok", "error"] = "ok"
+    error: str = ""
+    latency_ms: NonNegFloat = 0.0
+    cost_usd: Decimal | None = None
+
+
+class ExecutionData(Struct):
+    status: Literal["started", "succeeded", "failed"]
+    detail: str = ""
+    error: str = ""
+
+
+class RollbackData(Struct):
+    status: Literal["started", "succeeded", "failed"] = "succeeded"
+    reason: str = ""
+
+
+class OutcomeData(Struct):
+    resolved: bool
+    summary: str = ""
+    resolved_by: Literal["agent", "human", "unknown"] = "unknown"
+
+
+class NoteData(Struct):
+    text: Annotated[str, Meta(min_length=1)]
+
+
+class ProposalData(Struct):
+    action_type: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[a-z0-9_.:-]+$")]
+    target: Annotated[str, Meta(min_length=1, max_length=1000)]
+    risk: Risk
+    confidence: Annotated[float, Meta(ge=0, le=1)]
+    env: Annotated[str, Meta(min_length=1, max_length=32)] = "prod"
+    rationale: str = ""
+    citations: list[Any] = []
+    rollback_plan: str | None = None
+    parameters: dict[str, Any] = {}
+
+
+class PolicyDecisionData(Struct):
+    decision: Literal["approved", "pending_approval", "denied", "recorded"]
+    reasons: list[str] = []
+    policy_version: int | str | None = None
+    matched_rules: list[str] = []
+    effective_risk: Risk | None = None
+
+
+class ApprovalData(Struct):
+    decision: Literal["approved", "rejected", "expired"]
+    by: ShortText = ""
+    reason: str = ""
+
+
+class VerdictData(Struct):
+    correct: bool
+    by: ShortText = ""
+    note: str = ""
+
+
+DATA_SCHEMAS: dict[str, type[Struct] | None] = {
+    EventType.ALERT: AlertData,
+    EventType.CONTEXT: ContextData,
+    EventType.LLM_CALL: LlmCallData,
+    EventType.TOOL_CALL: ToolCallData,
+    EventType.EXECUTION: ExecutionData,
+    EventType.ROLLBACK: RollbackData,
+    EventType.OUTCOME: OutcomeData,
+    EventType.NOTE: NoteData,
+    EventType.PROPOSAL: ProposalData,
+    EventType.POLICY_DECISION: PolicyDecisionData,
+    EventType.APPROVAL: ApprovalData,
+    EventType.VERDICT: VerdictData,
+    # Written by later features; free-form until they define their shape.
+    EventType.HALT: None,
+    EventType.RESUME: None,
+    EventType.BUDGET_THRESHOLD: None,
+    EventType.AUTONOMY_CHANGE: None,
+    EventType.TOKEN_CHANGE: None,
+}
+
+_envelope_decoder = msgspec.json.Decoder(EventIn)
+_batch_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def decode_batch(body: bytes) -> list[msgspec.Raw]:
+    return _batch_decoder.decode(body)
+
+
+def decode_envelope(raw: bytes | msgspec.Raw) -> EventIn:
+    return _envelope_decoder.decode(raw)
+
+
+def validate_data(event_type: str, data: dict[str, Any]) -> Struct | None:
+    schema = DATA_SCHEMAS.get(event_type)
+    if schema is None:
+        return None
+    return msgspec.convert(data, schema)
+
+
+def json_schema_for_docs() -> dict[str, Any]:
+    """JSON Schema of the envelope and of each type's data, for the OpenAPI document."""
+    schemas = [EventIn] + [s for s in DATA_SCHEMAS.values() if s is not None]
+    (_, components) = msgspec.json.schema_components(
+        schemas, ref_template="#/components/schemas/{name}"
+    )
+    return components

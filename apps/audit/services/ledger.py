@@ -1,0 +1,276 @@
+"""The hash chain of sealed batches, and its verification."""
+
+import hashlib
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+from django.utils import timezone
+
+from apps.audit.canonical import canonical_event, content_hash, format_ts
+from apps.audit.merkle import merkle_root
+from apps.audit.models import Event, LedgerHead, LedgerSeal
+
+GENESIS_HASH = hashlib.sha256(b"opsdash ledger genesis").hexdigest()
+
+
+def seal_hash_compute(
+    *,
+    seq: int,
+    batch_id: uuid.UUID,
+    event_count: int,
+    root: str,
+    prev_seal_hash: str,
+    sealed_at: datetime,
+    source: str,
+) -> str:
+    text = "|".join(
+        [
+            str(seq),
+            str(batch_id),
+            str(event_count),
+            root,
+            prev_seal_hash,
+            format_ts(sealed_at),
+            source,
+        ]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def ledger_batch_seal(
+    *, batch_id: uuid.UUID, content_hashes: Sequence[str], source: str
+) -> LedgerSeal:
+    """Chains one batch onto the ledger. Call inside the ingest transaction, as its last write.
+
+    The head row is the only lock shared by all writers; taking it last keeps it held for
+    the shortest time (one batch, never one event).
+    """
+    qs = LedgerHead.objects.all()
+    if connection.features.has_select_for_update:
+        qs = qs.select_for_update()
+    try:
+        head = qs.get(pk=1)
+    except LedgerHead.DoesNotExist:
+        # Only after a table flush (tests); ON CONFLICT keeps two first writers from colliding.
+        LedgerHead.objects.bulk_create(
+            [LedgerHead(pk=1, seq=0, seal_hash=GENESIS_HASH)], ignore_conflicts=True
+        )
+        head = qs.get(pk=1)
+    sealed_at = timezone.now()
+    seq = head.seq + 1
+    root = merkle_root(content_hashes)
+    seal = LedgerSeal.objects.create(
+        seq=seq,
+        batch_id=batch_id,
+        event_count=len(content_hashes),
+        merkle_root=root,
+        prev_seal_hash=head.seal_hash,
+        seal_hash=seal_hash_compute(
+            seq=seq,
+            batch_id=batch_id,
+            event_count=len(content_hashes),
+            root=root,
+            prev_seal_hash=head.seal_hash,
+            sealed_at=sealed_at,
+            source=source,
+        ),
+        sealed_at=sealed_at,
+        source=source,
+    )
+    LedgerHead.objects.filter(pk=1).update(seq=seq, seal_hash=seal.seal_hash)
+    return seal
+
+
+def event_content_hash(event: Event) -> str:
+    """Recomputes an event's hash from its stored columns."""
+    return content_hash(
+        canonical_event(
+            event_id=str(event.id),
+            ts=event.ts,
+            agent_slug=event.agent.slug,
+            event_type=event.type,
+            action_id=event.action_id,
+            incident_id=event.incident_id,
+            agent_version=event.agent_version,
+            prompt_version=event.prompt_version,
+            data=event.data,
+            source=event.source,
+        )
+    )
+
+
+@dataclass
+class VerifyProblem:
+    seq: int | None
+    batch_id: str | None
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    seals_checked: int
+    events_checked: int
+    head_seq: int
+    problems: list[VerifyProblem]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> VerifyProblem | None:
+        return self.problems[0] if self.problems else None
+
+
+def ledger_verify(*, max_problems: int = 20, progress: object = None) -> VerifyReport:
+    """Walks the chain seal by seal, recomputing every event hash and Merkle root.
+
+    Finds events changed (hash or root differ), deleted (count or root differ), inserted behind
+    the API (rows in no sealed batch, or more rows than the seal counted) and a broken chain.
+    """
+    problems: list[VerifyProblem] = []
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+    seals_checked = events_checked = 0
+    for seal in LedgerSeal.objects.order_by("seq").iterator(chunk_size=500):
+        seals_checked += 1
+        where = (seal.seq, str(seal.batch_id))
+        if seal.seq != expected_seq:
+            problems.append(VerifyProblem(*where, f"seal #{expected_seq} is missing"))
+        expected_seq = seal.seq + 1
+        if seal.prev_seal_hash != prev_hash:
+            problems.append(VerifyProblem(*where, "does not chain to the previous seal"))
+        recomputed = seal_hash_compute(
+            seq=seal.seq,
+            batch_id=seal.batch_id,
+            event_count=seal.event_count,
+            root=seal.merkle_root,
+            prev_seal_hash=seal.prev_seal_hash,
+            sealed_at=seal.sealed_at,
+            source=seal.source,
+        )
+        if recomputed != seal.seal_hash:
+            problems.append(VerifyProblem(*where, "the seal row itself was altered"))
+        prev_hash = seal.seal_hash
+
+        events = list(
+            Event.objects.filter(batch_id=seal.batch_id)
+            .select_related("agent")
+            .order_by("batch_index")
+        )
+        events_checked += len(events)
+        hashes = []
+        for event in events:
+            actual = event_content_hash(event)
+            if actual != event.content_hash:
+                problems.append(
+                    VerifyProblem(*where, f"event {event.id} was changed after it was sealed")
+                )
+            hashes.append(actual)
+        if len(events) != seal.event_count:
+            change = "deleted" if len(events) < seal.event_count else "inserted"
+            problems.append(
+                VerifyProblem(
+                    *where,
+                    f"holds {len(events)} events but sealed {seal.event_count}: events were {change}",
+                )
+            )
+        elif merkle_root(hashes) != seal.merkle_root:
+            problems.append(VerifyProblem(*where, "Merkle root does not match its events"))
+        if callable(progress):
+            progress(len(events))
+        if len(problems) >= max_problems:
+            break
+
+    head = LedgerHead.objects.filter(pk=1).first() or LedgerHead(seq=0, seal_hash=GENESIS_HASH)
+    if len(problems) < max_problems:
+        if head.seq != expected_seq - 1:
+            problems.append(
+                VerifyProblem(
+                    head.seq,
+                    None,
+                    f"ledger head names seal #{head.seq}, "
+                    f"but the chain ends at #{expected_seq - 1}",
+                )
+            )
+        elif head.seal_hash != prev_hash:
+            problems.append(VerifyProblem(head.seq, None, "ledger head hash does not match"))
+        for orphan in _orphan_events():
+            problems.append(
+                VerifyProblem(
+                    None,
+                    str(orphan.batch_id),
+                    f"event {orphan.id} belongs to no sealed batch: inserted behind the API",
+                )
+            )
+            if len(problems) >= max_problems:
+                break
+    return VerifyReport(seals_checked, events_checked, head.seq, problems)
+
+
+def _orphan_events() -> Iterator[Event]:
+    sealed = LedgerSeal.objects.values("batch_id")
+    return Event.objects.exclude(batch_id__in=sealed).order_by("received_at").iterator()
+
+
+def event_inclusion_proof(event: Event) -> dict[str, object]:
+    """Everything needed to check offline that `event` is in its sealed batch."""
+    from apps.audit.merkle import inclusion_proof
+
+    seal = LedgerSeal.objects.get(batch_id=event.batch_id)
+    hashes = list(
+        Event.objects.filter(batch_id=event.batch_id)
+        .order_by("batch_index")
+        .values_list("content_hash", flat=True)
+    )
+    index = hashes.index(event.content_hash)
+    return {
+        "event_id": str(event.id),
+        "content_hash": event.content_hash,
+        "leaf_index": index,
+        "tree_size": len(hashes),
+        "proof": inclusion_proof(hashes, index),
+        "merkle_root": seal.merkle_root,
+        "seal_seq": seal.seq,
+        "seal_hash": seal.seal_hash,
+    }
+
+
+def ledger_verify_record(
+    *, triggered_by: str = "", progress: object = None
+) -> "VerifyReportRecord":
+    """Runs the verification and keeps its result for the ledger page."""
+    from apps.audit.models import LedgerVerification
+
+    run = LedgerVerification.objects.create(triggered_by=triggered_by)
+    report = ledger_verify(progress=progress)
+    run.finished_at = timezone.now()
+    run.ok = report.ok
+    run.seals_checked = report.seals_checked
+    run.events_checked = report.events_checked
+    run.head_seq = report.head_seq
+    run.problems = [
+        {"seq": p.seq, "batch_id": p.batch_id, "message": p.message} for p in report.problems
+    ]
+    first = report.first_problem
+    run.first_problem = _describe(first) if first else ""
+    run.save()
+    return VerifyReportRecord(report=report, run=run)
+
+
+def _describe(problem: VerifyProblem) -> str:
+    where = f"seal #{problem.seq}" if problem.seq is not None else f"batch {problem.batch_id}"
+    return f"{where}: {problem.message}"
+
+
+@dataclass
+class VerifyReportRecord:
+    report: VerifyReport
+    run: object
+
+    def describe_first(self) -> str:
+        first = self.report.first_problem
+        return _describe(first) if first else ""

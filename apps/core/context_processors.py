@@ -1,0 +1,31 @@
+from typing import Any
+
+from django.http import HttpRequest
+
+from apps.accounts.roles import ADMIN, VIEWER, has_role, user_roles
+
+
+def navigation(request: HttpRequest) -> dict[str, Any]:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {}
+    from apps.core.selectors import fleet_state
+
+    sections: list[tuple[str, list[tuple[str, str]]]] = []
+    if has_role(user, VIEWER):
+        sections.append(
+            (
+                "Overview",
+                [("home", "Fleet"), ("audit:events", "Audit log"), ("audit:ledger", "Ledger")],
+            )
+        )
+        sections.append(("Actions", [("actions:list", "Actions")]))
+    account = [("accounts:tokens", "My API tokens")]
+    if has_role(user, ADMIN):
+        account.insert(0, ("fleet:agents", "Agents & tokens"))
+    sections.append(("Settings", account))
+    return {
+        "nav_sections": sections,
+        "roles": sorted(user_roles(user)),
+        "fleet_state": fleet_state(),
+    }

@@ -1,0 +1,124 @@
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.services import roles_ensure
+from apps.audit.models import AGENT_WRITABLE_TYPES, EventSource
+from apps.audit.services.ingest import ALL_TYPES, agent_lookup_cache, event_batch_ingest
+from apps.demo.generator import (
+    DEMO_AGENTS,
+    DEMO_PASSWORD_SUFFIX,
+    DEMO_PEOPLE,
+    DEMO_SEED,
+    DEMO_TEAMS,
+    DemoFleetGenerator,
+)
+from apps.demo.models import DemoSeed
+from apps.fleet.models import Agent, Team
+
+INGEST_CHUNK = 500
+
+
+@dataclass
+class DemoSeedResult:
+    teams_created: int = 0
+    agents_created: int = 0
+    people_created: int = 0
+    events_accepted: int = 0
+    events_duplicate: int = 0
+    events_rejected: int = 0
+    already_seeded: bool = False
+
+
+def demo_password(username: str) -> str:
+    return username + DEMO_PASSWORD_SUFFIX
+
+
+def demo_fleet_seed(
+    *,
+    anchor: datetime | None = None,
+    days: int = 42,
+    incidents_per_day: float = 7.0,
+    with_people: bool = True,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> DemoSeedResult:
+    """Loads the demo fleet; running it again adds nothing (same ids, same content)."""
+    result = DemoSeedResult()
+    roles_ensure()
+    with transaction.atomic():
+        for slug, name, cost_centre in DEMO_TEAMS:
+            _, created = Team.objects.get_or_create(
+                slug=slug, defaults={"name": name, "cost_centre": cost_centre}
+            )
+            result.teams_created += created
+        teams = {t.slug: t for t in Team.objects.all()}
+        for spec in DEMO_AGENTS:
+            _, created = Agent.objects.get_or_create(
+                slug=spec.slug,
+                defaults={
+                    "team": teams[spec.team],
+                    "autonomy_mode": spec.mode,
+                    "environment": spec.env,
+                    "name": spec.slug,
+                },
+            )
+            result.agents_created += created
+        if with_people:
+            result.people_created = _people_ensure()
+
+    marker = DemoSeed.objects.first()
+    if marker is not None and not force:
+        result.already_seeded = True
+        return result
+    anchor = marker.anchor if marker is not None else (anchor or timezone.now())
+    generator = DemoFleetGenerator(anchor=anchor, days=days, incidents_per_day=incidents_per_day)
+    lookup = agent_lookup_cache()
+    for day, batches in enumerate(generator.batches_by_day()):
+        for items, source, types in (
+            (batches.agent_events, EventSource.API, AGENT_WRITABLE_TYPES),
+            (batches.opsdash_events, EventSource.OPSDASH, ALL_TYPES),
+        ):
+            for start in range(0, len(items), INGEST_CHUNK):
+                ingest = event_batch_ingest(
+                    items=items[start : start + INGEST_CHUNK],
+                    source=source,
+                    allowed_types=types,
+                    agents_by_slug=lookup,
+                )
+                result.events_accepted += ingest.accepted
+                result.events_duplicate += ingest.duplicates
+                result.events_rejected += len(ingest.rejected)
+        if progress:
+            progress(day + 1, days)
+    if marker is None:
+        DemoSeed.objects.create(
+            anchor=generator.anchor, seed=DEMO_SEED, events_accepted=result.events_accepted
+        )
+    return result
+
+
+def _people_ensure() -> int:
+    user_model = get_user_model()
+    created = 0
+    for username, full_name, role in DEMO_PEOPLE:
+        user, was_created = user_model.objects.get_or_create(
+            username=username,
+            defaults={
+                "first_name": full_name.split()[0],
+                "last_name": full_name.split()[-1],
+                "email": f"{username}@demo.opsdash.invalid",
+                "is_staff": role == "admin",
+            },
+        )
+        if was_created:
+            user.set_password(demo_password(username))
+            user.save()
+            created += 1
+        user.groups.add(Group.objects.get(name=role))
+    return created

@@ -1,0 +1,14 @@
+from django.urls import path
+
+from apps.fleet import views
+
+app_name = "fleet"
+urlpatterns = [
+    path("agents/", views.agent_list, name="agents"),
+    path("agents/<slug:slug>/", views.agent_detail, name="agent"),
+    path(
+        "agents/<slug:slug>/tokens/<int:token_id>/revoke/",
+        views.agent_token_revoke_view,
+        name="token-revoke",
+    ),
+]

@@ -1,0 +1,148 @@
+"""Shared personas, agents, tokens and event builders for the whole suite."""
+
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from apps.accounts.roles import ALL_ROLES
+from apps.accounts.services import roles_ensure
+from apps.audit.canonical import format_ts
+from apps.fleet.models import Agent, Team
+from apps.fleet.services import agent_token_mint
+
+REQUIRE_SERVICES = os.environ.get("OPSDASH_REQUIRE_SERVICES", "") in ("1", "true", "yes")
+
+
+def service_missing(what: str) -> None:
+    """In CI a missing service fails the test; on a laptop it skips with the reason."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"required service missing: {what}")
+    pytest.skip(f"service missing: {what}")
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static(django_db_blocker: Any) -> None:
+    """Pages render with the production static storage, which needs collectstatic's manifest."""
+    from django.conf import settings
+    from django.core.management import call_command
+
+    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
+        call_command("collectstatic", interactive=False, verbosity=0)
+
+
+@pytest.fixture
+def roles(db: Any) -> None:
+    roles_ensure()
+
+
+@pytest.fixture
+def make_person(django_user_model: Any, roles: None) -> Callable[..., Any]:
+    def make(username: str, *role_names: str, password: str = "pw-for-tests-1") -> Any:
+        user = django_user_model.objects.create_user(username=username, password=password)
+        for role in role_names:
+            assert role in ALL_ROLES
+            user.groups.add(Group.objects.get(name=role))
+        return user
+
+    return make
+
+
+@pytest.fixture
+def viewer(make_person: Callable[..., Any]) -> Any:
+    return make_person("vera", "viewer")
+
+
+@pytest.fixture
+def admin_person(make_person: Callable[..., Any]) -> Any:
+    return make_person("alex", "admin")
+
+
+@pytest.fixture
+def outsider(make_person: Callable[..., Any]) -> Any:
+    return make_person("otto")
+
+
+@pytest.fixture
+def team(db: Any) -> Team:
+    return Team.objects.create(slug="platform", name="Platform")
+
+
+@pytest.fixture
+def agent(team: Team) -> Agent:
+    return Agent.objects.create(slug="triage-bot", team=team, autonomy_mode="suggest")
+
+
+@pytest.fixture
+def other_agent(team: Team) -> Agent:
+    return Agent.objects.create(slug="k8s-healer", team=team, autonomy_mode="auto_low_risk")
+
+
+@pytest.fixture
+def agent_token(agent: Agent) -> str:
+    _, raw = agent_token_mint(agent=agent, scopes=["events:write"], ttl=timedelta(days=1))
+    return raw
+
+
+@pytest.fixture
+def agent_client(agent_token: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {agent_token}")
+    return client
+
+
+def event(
+    agent: str = "triage-bot",
+    type: str = "note",
+    data: dict[str, Any] | None = None,
+    *,
+    ts: datetime | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A valid event as an agent would send it."""
+    item: dict[str, Any] = {
+        "id": str(uuid.uuid4()),
+        "ts": format_ts(ts or datetime.now(UTC) - timedelta(seconds=5)),
+        "agent": agent,
+        "type": type,
+        "data": data if data is not None else {"text": "checked the dashboard"},
+    }
+    item.update(fields)
+    return item
+
+
+def llm_call(agent: str = "triage-bot", **data: Any) -> dict[str, Any]:
+    payload = {
+        "model": "claude-sonnet-4-5",
+        "input_tokens": 1200,
+        "output_tokens": 300,
+        "latency_ms": 1500,
+        "request": "Summarise the alert",
+        "response": "Pods are crash looping",
+    }
+    payload.update(data)
+    return event(agent, "llm_call", payload)
+
+
+def post_batch(client: APIClient, items: Any, **kwargs: Any) -> Any:
+    return client.post("/api/v1/events", items, format="json", **kwargs)
