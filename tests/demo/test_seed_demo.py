@@ -1,0 +1,61 @@
+from datetime import UTC, datetime
+
+import pytest
+from django.core.management import call_command
+
+from apps.actions.models import Action
+from apps.audit.models import Event
+from apps.audit.services.ledger import ledger_verify
+from apps.demo.services import demo_fleet_seed
+from apps.fleet.models import Agent, Team
+
+pytestmark = pytest.mark.django_db
+
+ANCHOR = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def test_demo_fleet_is_believable_and_loads_through_ingest():
+    result = demo_fleet_seed(anchor=ANCHOR, days=6, incidents_per_day=8)
+    assert result.events_rejected == 0
+    assert result.events_accepted == Event.objects.count()
+    assert Team.objects.count() >= 3
+    assert Agent.objects.count() >= 8
+    assert set(Agent.objects.values_list("autonomy_mode", flat=True)) == {
+        "observe",
+        "suggest",
+        "auto_low_risk",
+    }
+    types = set(Event.objects.values_list("type", flat=True))
+    assert {
+        "alert",
+        "context",
+        "llm_call",
+        "proposal",
+        "policy_decision",
+        "approval",
+        "execution",
+        "outcome",
+    } <= types
+    statuses = set(Action.objects.values_list("status", flat=True))
+    assert {"succeeded", "recorded"} <= statuses
+    assert ledger_verify().ok
+
+
+def test_seeding_twice_adds_nothing():
+    first = demo_fleet_seed(anchor=ANCHOR, days=3, incidents_per_day=5)
+    count = Event.objects.count()
+    again = demo_fleet_seed(anchor=ANCHOR, days=3, incidents_per_day=5)
+    assert again.already_seeded
+    forced = demo_fleet_seed(anchor=ANCHOR, days=3, incidents_per_day=5, force=True)
+    assert forced.events_accepted == 0
+    assert forced.events_duplicate == first.events_accepted
+    assert Event.objects.count() == count
+
+
+def test_seed_demo_command_prints_one_login_per_role(settings, capsys):
+    settings.DEBUG = True
+    call_command("seed_demo", "--days", "2", verbosity=0)
+    out = capsys.readouterr().out
+    for role in ("viewer", "approver", "sre_lead", "finops", "admin"):
+        assert role in out
+    assert "admin-demo-pass" in out

@@ -1,0 +1,78 @@
+import pytest
+from django.urls import reverse
+
+from tests.conftest import event, post_batch
+
+pytestmark = pytest.mark.django_db
+
+
+def test_login_page_renders_for_anonymous(client):
+    response = client.get(reverse("login"))
+    assert response.status_code == 200
+    assert b"Log in" in response.content
+    assert client.get(reverse("audit:events")).status_code == 302
+
+
+def test_audit_log_shows_events_with_filters(client, viewer, agent_client):
+    post_batch(
+        agent_client,
+        [
+            event(
+                type="alert",
+                data={"name": "DiskFillingUp", "severity": "warning"},
+                incident_id="INC-7",
+            ),
+            event(data={"text": "looked at grafana"}, incident_id="INC-8"),
+        ],
+    )
+    client.force_login(viewer)
+    page = client.get(reverse("audit:events")).content.decode()
+    assert "DiskFillingUp" in page and "looked at grafana" in page
+    filtered = client.get(reverse("audit:events"), {"incident_id": "INC-7"}).content.decode()
+    assert "DiskFillingUp" in filtered and "looked at grafana" not in filtered
+    partial = client.get(
+        reverse("audit:events"), {"type": "note"}, HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert "<html" not in partial and "looked at grafana" in partial
+
+
+def test_audit_log_query_count_does_not_grow_with_rows(
+    client, viewer, agent_client, django_assert_max_num_queries
+):
+    post_batch(agent_client, [event() for _ in range(60)])
+    client.force_login(viewer)
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("audit:events")).status_code == 200
+
+
+def test_navigation_shows_only_what_the_role_may_use(client, viewer, admin_person):
+    client.force_login(viewer)
+    page = client.get(reverse("home")).content.decode()
+    assert "Audit log" in page
+    assert "Agents &amp; tokens" not in page
+    assert client.get(reverse("fleet:agents")).status_code == 403
+    client.force_login(admin_person)
+    assert "Agents &amp; tokens" in client.get(reverse("home")).content.decode()
+
+
+def test_admin_mints_a_token_shown_once(client, admin_person, agent):
+    client.force_login(admin_person)
+    response = client.post(
+        reverse("fleet:agent", args=[agent.slug]),
+        {"name": "ci", "scopes": ["events:write"], "ttl": "7d"},
+    )
+    page = response.content.decode()
+    assert "shown only once" in page
+    token = page.split('id="new-token" class="mono">')[1].split("<")[0]
+    assert token.startswith("opsa_")
+    assert token not in client.get(reverse("fleet:agent", args=[agent.slug])).content.decode()
+
+
+def test_event_detail_and_ledger_pages(client, viewer, agent_client):
+    item = event()
+    post_batch(agent_client, [item])
+    client.force_login(viewer)
+    detail = client.get(reverse("audit:event", args=[item["id"]])).content.decode()
+    assert "Merkle root" in detail
+    ledger = client.get(reverse("audit:ledger")).content.decode()
+    assert "never verified" in ledger
