@@ -3,7 +3,7 @@ from typing import Any
 from django.http import QueryDict
 
 from apps.audit.filters import EventFilter
-from apps.audit.models import Event, LedgerHead, LedgerSeal
+from apps.audit.models import DerivedCursor, Event, LedgerHead, LedgerSeal
 from apps.fleet.models import Agent
 
 PAGE_SIZE = 50
@@ -64,3 +64,12 @@ def ledger_status() -> dict[str, Any]:
 
 def event_detail(*, event_id: str, user: object) -> Event:
     return Event.objects.visible_to(user).select_related("agent", "agent__team").get(pk=event_id)
+
+
+def derived_lag() -> dict[str, int]:
+    """Seals each derived-work consumer has not applied yet (0 = up to date)."""
+    from apps.audit.services.derived import CONSUMERS
+
+    head = LedgerSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    cursors = dict(DerivedCursor.objects.values_list("name", "last_seq"))
+    return {name: head - cursors.get(name, 0) for name in CONSUMERS}

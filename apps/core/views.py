@@ -37,6 +37,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok", "database": connection.vendor})
+    """Liveness plus how far derived work (rollups) lags behind the ledger, in seals."""
+    from apps.audit.selectors import derived_lag
+
+    return JsonResponse({"status": "ok", "database": connection.vendor, "derived_lag": derived_lag()})

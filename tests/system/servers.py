@@ -1,0 +1,78 @@
+"""Real processes for system tests: gunicorn (the production server) and a Celery worker."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def base_env(**overrides: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(overrides)
+    return env
+
+
+@contextmanager
+def gunicorn(env: dict[str, str]) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "opsdash.wsgi:application", "--bind", f"127.0.0.1:{port}",
+         "--worker-class", "gthread", "--workers", "1", "--threads", "4"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+            try:
+                requests.get(f"{url}/api/v1/limits", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("gunicorn did not start in 30 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@contextmanager
+def celery_worker(env: dict[str, str], *, beat: bool = False) -> Iterator[subprocess.Popen]:
+    args = [sys.executable, "-m", "celery", "-A", "opsdash", "worker", "--pool", "solo",
+            "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--hostname", f"test-{os.getpid()}@%h"]
+    if beat:
+        args.append("--beat")
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited: {process.stderr.read().decode()[-2000:]}")
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()
