@@ -40,4 +40,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Liveness plus how far derived work (rollups) lags behind the ledger, in seals."""
     from apps.audit.selectors import derived_lag
 
-    return JsonResponse({"status": "ok", "database": connection.vendor, "derived_lag": derived_lag()})
+    return JsonResponse(
+        {"status": "ok", "database": connection.vendor, "derived_lag": derived_lag()}
+    )

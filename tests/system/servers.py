@@ -25,9 +25,24 @@ def base_env(**overrides: str) -> dict[str, str]:
 def gunicorn(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "opsdash.wsgi:application", "--bind", f"127.0.0.1:{port}",
-         "--worker-class", "gthread", "--workers", "1", "--threads", "4"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "opsdash.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -50,11 +65,27 @@ def gunicorn(env: dict[str, str]) -> Iterator[str]:
 
 @contextmanager
 def celery_worker(env: dict[str, str], *, beat: bool = False) -> Iterator[subprocess.Popen]:
-    args = [sys.executable, "-m", "celery", "-A", "opsdash", "worker", "--pool", "solo",
-            "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--hostname", f"test-{os.getpid()}@%h"]
+    args = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "opsdash",
+        "worker",
+        "--pool",
+        "solo",
+        "--loglevel",
+        "WARNING",
+        "--without-gossip",
+        "--without-mingle",
+        "--hostname",
+        f"test-{os.getpid()}@%h",
+    ]
     if beat:
         args.append("--beat")
-    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         time.sleep(0.5)
         if process.poll() is not None:

@@ -55,7 +55,12 @@ def test_a_real_worker_applies_derived_work_after_commit(postgres_only, redis_br
     env = base_env(DATABASE_URL=_db_url(), CELERY_BROKER_URL=redis_broker)
     with gunicorn(env) as url, celery_worker(env):
         for _ in range(3):
-            response = requests.post(f"{url}/api/v1/events", json=[event() for _ in range(10)], headers=_auth(raw), timeout=10)
+            response = requests.post(
+                f"{url}/api/v1/events",
+                json=[event() for _ in range(10)],
+                headers=_auth(raw),
+                timeout=10,
+            )
             assert response.json()["accepted"] == 10
         # 30 notes + the token_change event written when the token was minted.
         assert wait_for(lambda: _daily_total(agent) == 31), _daily_total(agent)
@@ -71,7 +76,9 @@ def test_ingest_succeeds_with_the_broker_down_and_the_sweep_catches_up(postgres_
     dead_broker = f"redis://127.0.0.1:{free_port()}/0"
     env = base_env(DATABASE_URL=_db_url(), CELERY_BROKER_URL=dead_broker)
     with gunicorn(env) as url:
-        response = requests.post(f"{url}/api/v1/events", json=[event() for _ in range(4)], headers=_auth(raw), timeout=30)
+        response = requests.post(
+            f"{url}/api/v1/events", json=[event() for _ in range(4)], headers=_auth(raw), timeout=30
+        )
         assert response.status_code == 200
         assert response.json()["accepted"] == 4
     assert _daily_total(agent) == 0
