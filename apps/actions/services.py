@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from apps.actions.models import Action, ActionStatus
 from apps.audit.models import EventType
+from apps.core.db import rows_update
 
 FOLDED_TYPES = frozenset(
     {
@@ -77,8 +78,7 @@ def actions_apply_facts(*, actions: dict[str, Action], facts: Iterable[ActionFac
         action.policy_violation = derive_policy_violation(action)
         action.updated_at = timezone.now()
         changed.append(action)
-    if changed:
-        Action.objects.bulk_update(changed, fields=_UPDATED_FIELDS)
+    rows_update(changed, _UPDATED_FIELDS)
     return len(changed)
 
 
