@@ -130,9 +130,6 @@ def main() -> None:
             break
         except requests.RequestException:
             time.sleep(0.2)
-    # Warm each worker's connection and caches.
-    for token, body, _n in bodies[: args.workers * 2]:
-        pass
     latencies: list[float] = []
     accepted = 0
     lock = threading.Lock()

@@ -15,7 +15,8 @@ def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
     meta = model._meta
     concrete = [meta.get_field(name) for name in fields]
     quote = connection.ops.quote_name
-    sql = "UPDATE {} SET {} WHERE {} = %s".format(
+    # Only model metadata (quoted) goes into the text; every value is a parameter.
+    sql = "UPDATE {} SET {} WHERE {} = %s".format(  # noqa: S608
         quote(meta.db_table),
         ", ".join(f"{quote(f.column)} = %s" for f in concrete),
         quote(meta.pk.column),
