@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.actions.models import Action, ActionStatus
 from apps.audit.models import EventType
-from apps.core.db import rows_update
+from apps.core.db import pg_insert_missing, rows_update
 
 FOLDED_TYPES = frozenset(
     {
@@ -54,10 +54,15 @@ def actions_lock_for_ingest(*, owners: dict[str, int]) -> dict[str, Action]:
         return {}
     now = timezone.now()
     ordered = sorted(owners)
-    Action.objects.bulk_create(
-        [Action(action_id=a, agent_id=owners[a], updated_at=now) for a in ordered],
-        ignore_conflicts=True,
-    )
+    if connection.vendor == "postgresql":
+        pg_insert_missing(
+            Action, key="action_id", keys=ordered, owners=[owners[a] for a in ordered]
+        )
+    else:
+        Action.objects.bulk_create(
+            [Action(action_id=a, agent_id=owners[a], updated_at=now) for a in ordered],
+            ignore_conflicts=True,
+        )
     qs = Action.objects.filter(action_id__in=ordered).order_by("action_id")
     if connection.features.has_select_for_update:
         qs = qs.select_for_update()

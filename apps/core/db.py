@@ -1,5 +1,8 @@
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
+import psycopg
 from django.db import connection, models
 
 
@@ -25,6 +28,48 @@ def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
         [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in concrete] + [obj.pk]
         for obj in objs
     ]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+    if connection.vendor == "postgresql":
+        connection.ensure_connection()
+        # Server-side binding: no Python-side quoting of every JSON value.
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.executemany(sql, params)
+    else:
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, params)
     return len(objs)
+
+
+@cache
+def _insert_missing_sql(model: type[models.Model], key: str) -> tuple[str, tuple[Any, ...]]:
+    """The statement and the fields whose defaults it takes (evaluated per call: `now`)."""
+    meta = model._meta
+    quote = connection.ops.quote_name
+    key_field = meta.get_field(key)
+    owner_field = meta.get_field("agent")
+    rest = [
+        f
+        for f in meta.concrete_fields
+        if f not in (meta.pk, key_field, owner_field) and (f.has_default() or not f.null)
+    ]
+    columns = [key_field.column, owner_field.column] + [f.column for f in rest]
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+        f"SELECT u.k, u.o, {', '.join(['%s'] * len(rest))} "
+        f"FROM unnest(%b::text[], %b::bigint[]) AS u(k, o) ORDER BY u.k "
+        f"ON CONFLICT ({quote(key_field.column)}) DO NOTHING"
+    )
+    return sql, tuple(rest)
+
+
+def pg_insert_missing(
+    model: type[models.Model], *, key: str, keys: Sequence[str], owners: Sequence[int]
+) -> None:
+    """Creates rows that do not exist yet (model defaults elsewhere), in one statement.
+
+    The model's Python defaults are sent as parameters, so adding a field needs no change here.
+    """
+    sql, fields = _insert_missing_sql(model, key)
+    defaults = [f.get_db_prep_save(f.get_default(), connection) for f in fields]
+    connection.ensure_connection()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, [*defaults, list(keys), list(owners)])

@@ -355,11 +355,7 @@ def _store(prepared: list[PreparedEvent], source: str, result: IngestResult) -> 
 
     batch_id = uuid.uuid4()
     with transaction.atomic():
-        known = dict(
-            Event.objects.filter(id__in=[e.event_id for e in unique]).values_list(
-                "id", "content_hash"
-            )
-        )
+        known = _known_hashes([e.event_id for e in unique])
         fresh = _classify_known(unique, known, result) if known else unique
 
         owners: dict[str, int] = {}
@@ -391,11 +387,7 @@ def _store(prepared: list[PreparedEvent], source: str, result: IngestResult) -> 
         if len(landed) != len(fresh):
             # Another batch inserted some of these ids between our check and our insert.
             raced = [e for e in fresh if e.event_id not in landed]
-            again = dict(
-                Event.objects.filter(id__in=[e.event_id for e in raced]).values_list(
-                    "id", "content_hash"
-                )
-            )
+            again = _known_hashes([e.event_id for e in raced])
             _classify_known(raced, again, result)
             fresh = [e for e in fresh if e.event_id in landed]
         if not fresh:
@@ -410,6 +402,18 @@ def _store(prepared: list[PreparedEvent], source: str, result: IngestResult) -> 
         result.seal_seq = seal.seq
         result.accepted_ids = [str(e.event_id) for e in fresh]
         transaction.on_commit(lambda: _queue_derived(seal.seq))
+
+
+def _known_hashes(ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Content hashes of the ids already stored."""
+    if connection.vendor == "postgresql":
+        import psycopg
+
+        connection.ensure_connection()
+        with psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute("SELECT id, content_hash FROM audit_event WHERE id = ANY(%b)", [ids])
+            return dict(cursor.fetchall())
+    return dict(Event.objects.filter(id__in=ids).values_list("id", "content_hash"))
 
 
 def _facts(events: Iterable[PreparedEvent]) -> list[ActionFact]:
