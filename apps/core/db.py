@@ -52,8 +52,9 @@ def _insert_missing_sql(model: type[models.Model], key: str) -> tuple[str, tuple
         if f not in (meta.pk, key_field, owner_field) and (f.has_default() or not f.null)
     ]
     columns = [key_field.column, owner_field.column] + [f.column for f in rest]
+    # Identifiers come from model metadata and are quoted; every value is a parameter.
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
         f"SELECT u.k, u.o, {', '.join(['%s'] * len(rest))} "
         f"FROM unnest(%b::text[], %b::bigint[]) AS u(k, o) ORDER BY u.k "
         f"ON CONFLICT ({quote(key_field.column)}) DO NOTHING"
