@@ -268,3 +268,14 @@ def test_limits_and_schema_are_published(client):
     assert "LlmCallData" in components
     assert "input_tokens" in components["LlmCallData"]["properties"]
     assert client.get("/api/docs/").status_code == 200
+
+
+def test_secrets_under_secret_like_keys_are_scrubbed_whole(agent_client):
+    item = event(
+        type="tool_call",
+        data={"tool": "db_connect", "arguments": {"host": "db1", "password": "hunter2"}},
+    )
+    post_batch(agent_client, [item])
+    stored = Event.objects.get(pk=item["id"]).data["arguments"]
+    assert stored["host"] == "db1"
+    assert stored["password"].startswith("<pii:secret:")

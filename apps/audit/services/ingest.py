@@ -27,7 +27,7 @@ from apps.actions.services import (
 from apps.audit.canonical import canonical_event, content_hash, encode_json
 from apps.audit.models import AGENT_WRITABLE_TYPES, Event, EventSource, EventType
 from apps.audit.schemas import EventIn, decode_envelope, validate_data
-from apps.audit.scrubbing import scrub_text
+from apps.audit.scrubbing import scrub_field, scrub_text
 from apps.audit.services.ledger import ledger_batch_seal
 from apps.fleet.models import Agent
 
@@ -115,7 +115,13 @@ def _scrub_normalise(value: Any) -> Any:
         for k, v in value.items():
             if "\x00" in k:
                 raise ValueError("Keys may not contain NUL (\\u0000) characters.")
-            out[k] = _scrub_normalise(v)
+            if isinstance(v, str):
+                if "\x00" in v:
+                    raise ValueError("Text may not contain NUL (\\u0000) characters.")
+                # {"password": "hunter2"} has no label inside the string: the key is the label.
+                out[k] = scrub_field(k, v)
+            else:
+                out[k] = _scrub_normalise(v)
         return out
     if isinstance(value, list):
         return [_scrub_normalise(v) for v in value]

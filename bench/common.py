@@ -1,0 +1,37 @@
+"""Shared set-up for the benchmarks: a scratch PostgreSQL database and Django."""
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scratch_database(name: str) -> str:
+    """Drops and creates database `name` next to DATABASE_URL's; returns its URL."""
+    import psycopg
+
+    base = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
+    if base.scheme not in ("postgres", "postgresql"):
+        sys.exit("Benchmarks need DATABASE_URL to point at PostgreSQL.")
+    with psycopg.connect(base._replace(path="/postgres").geturl(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return base._replace(path=f"/{name}").geturl()
+
+
+def django_setup(database_url: str, *, migrate: bool = True) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = database_url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "opsdash.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production-0123456789")
+    os.environ.setdefault("PII_HMAC_KEY", "bench-pii-key-not-for-production-0123456789")
+    os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/13")
+    import django
+
+    django.setup()
+    if migrate:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
