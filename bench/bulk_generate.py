@@ -65,11 +65,14 @@ def main() -> None:
     from apps.audit.services.derived import daily_counts_rebuild
     from apps.audit.services.ingest import ALL_TYPES, EventPreparer, agent_lookup_cache
     from apps.audit.services.ledger import GENESIS_HASH, seal_hash_compute
-    from apps.demo.generator import DemoFleetGenerator
+    from apps.demo.generator import DEMO_AGENTS, DemoFleetGenerator
     from apps.demo.services import demo_fleet_seed
 
     demo_fleet_seed(days=1, incidents_per_day=1, with_people=False)
     lookup = agent_lookup_cache()
+    # Warm the agent cache now: no query may run on the connection while COPY streams.
+    for spec in DEMO_AGENTS:
+        lookup(spec.slug)
     preparers = {
         source: EventPreparer(
             source=source,
@@ -96,6 +99,7 @@ def main() -> None:
     head = LedgerHead.objects.filter(pk=1).first()
     seq, prev = (head.seq, head.seal_hash) if head else (0, GENESIS_HASH)
     written = 0
+    next_report = 500_000
     started = time.perf_counter()
     now = timezone.now()
 
@@ -157,7 +161,8 @@ def main() -> None:
                             by_source[source] = []
                 if written >= args.events:
                     break
-                if written and written % 200_000 < 2000:
+                if written >= next_report:
+                    next_report += 500_000
                     rate = written / (time.perf_counter() - started)
                     print(f"  {written:,} events ({rate:,.0f}/s)", flush=True)
             for rows in by_source.values():

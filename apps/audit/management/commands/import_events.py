@@ -59,8 +59,9 @@ class Command(BaseCommand):
             if chunk:
                 self._flush(chunk, first_line, totals, report, lookup)
             bar.update(size - bar.n)
+        report.close()
         if totals["rejected"] == 0:
-            report_path.unlink(missing_ok=True)
+            report_path.unlink(missing_ok=True)  # a stale report from an earlier run
         self.stdout.write(
             f"{totals['lines']} lines: {totals['accepted']} accepted, {totals['duplicates']} duplicates, "
             f"{totals['rejected']} rejected"
@@ -72,7 +73,7 @@ class Command(BaseCommand):
         chunk: list[bytes],
         first_line: int,
         totals: dict[str, int],
-        report: IO[str],
+        report: "_LazyReport",
         lookup: Any,
     ) -> None:
         blank = {i for i, line in enumerate(chunk) if not line}
@@ -97,3 +98,20 @@ class Command(BaseCommand):
                 )
                 + "\n"
             )
+
+
+class _LazyReport:
+    """The rejected-lines file, created only when a line is rejected."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.file: IO[str] | None = None
+
+    def write(self, text: str) -> None:
+        if self.file is None:
+            self.file = self.path.open("w")
+        self.file.write(text)
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
