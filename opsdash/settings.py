@@ -218,6 +218,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.derived_sweep",
         "schedule": env.float("DERIVED_SWEEP_SECONDS", default=60.0),
     },
+    "audit-ledger-verify": {
+        "task": "audit.ledger_verify",
+        "schedule": env.float("LEDGER_VERIFY_SECONDS", default=24 * 3600.0),
+    },
 }
 
 # Ingest limits, published in the OpenAPI schema and at /api/v1/limits.

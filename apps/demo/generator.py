@@ -147,7 +147,10 @@ class DemoFleetGenerator:
         incidents_per_day: float = 7.0,
     ) -> None:
         self.rng = random.Random(seed)
-        self.anchor = anchor.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        # Days are laid out up to the anchor's midnight; nothing after the anchor itself is
+        # emitted, so a fleet seeded "now" never reports from the future.
+        self.cutoff = anchor.astimezone(UTC)
+        self.anchor = self.cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
         self.days = days
         self.incidents_per_day = incidents_per_day
 
@@ -165,6 +168,8 @@ class DemoFleetGenerator:
         action: str | None = None,
         version: str = "",
     ) -> bytes:
+        if ts > self.cutoff:
+            return b""
         item: dict[str, Any] = {
             "id": self._uuid(),
             "ts": format_ts(ts),
@@ -555,4 +560,6 @@ class DemoFleetGenerator:
                             version=version,
                         )
                     )
+            out.agent_events = [e for e in out.agent_events if e]
+            out.opsdash_events = [e for e in out.opsdash_events if e]
             yield out

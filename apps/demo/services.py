@@ -98,7 +98,7 @@ def demo_fleet_seed(
             progress(day + 1, days)
     if marker is None:
         DemoSeed.objects.create(
-            anchor=generator.anchor, seed=DEMO_SEED, events_accepted=result.events_accepted
+            anchor=generator.cutoff, seed=DEMO_SEED, events_accepted=result.events_accepted
         )
     return result
 

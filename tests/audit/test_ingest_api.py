@@ -279,3 +279,17 @@ def test_secrets_under_secret_like_keys_are_scrubbed_whole(agent_client):
     stored = Event.objects.get(pk=item["id"]).data["arguments"]
     assert stored["host"] == "db1"
     assert stored["password"].startswith("<pii:secret:")
+
+
+@pytest.mark.parametrize("field", ["action_id", "incident_id", "agent_version", "prompt_version"])
+def test_nul_characters_in_envelope_text_are_rejected_per_item(agent_client, field):
+    body = post_batch(agent_client, [event(**{field: "a\x00b"}), event()]).json()
+    assert body["accepted"] == 1
+    assert field in body["rejected"][0]["errors"]
+
+
+def test_list_api_query_count_does_not_grow_with_rows(agent_client, django_assert_max_num_queries):
+    post_batch(agent_client, [event() for _ in range(50)])
+    with django_assert_max_num_queries(4):
+        response = agent_client.get("/api/v1/events", {"page_size": 50})
+    assert len(response.json()["results"]) == 50

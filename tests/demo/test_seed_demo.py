@@ -59,3 +59,12 @@ def test_seed_demo_command_prints_one_login_per_role(settings, capsys):
     for role in ("viewer", "approver", "sre_lead", "finops", "admin"):
         assert role in out
     assert "admin-demo-pass" in out
+
+
+def test_a_fleet_seeded_now_has_nothing_from_the_future():
+    from django.utils import timezone
+
+    now = timezone.now()
+    result = demo_fleet_seed(anchor=now, days=3, incidents_per_day=12)
+    assert result.events_rejected == 0
+    assert not Event.objects.filter(ts__gt=now).exists()

@@ -221,8 +221,10 @@ class EventPreparer:
             data = _scrub_normalise(data)
         except ValueError as exc:
             raise ItemError({"data": [str(exc)]}, event_id) from exc
-        if envelope.action_id is not None and "\x00" in envelope.action_id:
-            raise ItemError({"action_id": ["May not contain NUL characters."]}, event_id)
+        for name in ("action_id", "incident_id", "agent_version", "prompt_version"):
+            text = getattr(envelope, name)
+            if text and "\x00" in text:
+                raise ItemError({name: ["May not contain NUL (\\u0000) characters."]}, event_id)
 
         canonical = canonical_event(
             event_id=event_id,
