@@ -56,7 +56,10 @@ def fleet_overview(*, days: int = 42) -> dict[str, Any]:
             "xaxis": {"title": {"text": "day (UTC)"}},
         },
     }
+    from apps.audit.selectors import derived_lag
+
     return {
+        "derived_behind": derived_lag().get("daily_counts", 0),
         "teams": Team.objects.annotate(agent_count=Count("agents")).order_by("slug"),
         "agents": agents,
         "events_chart": figure,

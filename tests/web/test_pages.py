@@ -69,10 +69,14 @@ def test_admin_mints_a_token_shown_once(client, admin_person, agent):
 
 
 def test_event_detail_and_ledger_pages(client, viewer, agent_client):
-    item = event()
+    from tests.conftest import llm_call
+
+    item = llm_call(request="line one\nline two", response="restart api", labels={"env": "prod"})
     post_batch(agent_client, [item])
     client.force_login(viewer)
     detail = client.get(reverse("audit:event", args=[item["id"]])).content.decode()
     assert "Merkle root" in detail
+    assert "line one\nline two" in detail  # free text shown as text, newlines kept
+    assert "&quot;env&quot;: &quot;prod&quot;" in detail  # nested data as JSON, not Python repr
     ledger = client.get(reverse("audit:ledger")).content.decode()
     assert "never verified" in ledger

@@ -1,0 +1,46 @@
+"""`make bench`: every benchmark, each printing its figure against a baseline from the same run.
+
+Needs PostgreSQL (DATABASE_URL, default postgres://postgres@127.0.0.1:5432/postgres) and Redis.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = [
+    ("PII scrubbing vs one pass over the text", ["scrub_bench.py"]),
+    (
+        "HTTP batch ingest vs raw COPY",
+        [
+            "ingest_bench.py",
+            "--events",
+            "60000",
+            "--workers",
+            "3",
+            "--threads",
+            "2",
+            "--clients",
+            "8",
+        ],
+    ),
+    ("import_events peak memory, 100k vs 1M lines", ["import_memory.py"]),
+]
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    failed = 0
+    for title, argv in BENCHES:
+        print(f"\n== {title} ==", flush=True)
+        failed += (
+            subprocess.run([sys.executable, str(HERE / argv[0]), *argv[1:]], env=env).returncode
+            != 0
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
