@@ -28,9 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=60_000)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=0, help="0: the production config's")
+    parser.add_argument("--threads", type=int, default=0, help="0: the production config's")
     args = parser.parse_args()
 
     base = urlparse(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"))
@@ -101,26 +101,31 @@ def main() -> None:
     )
 
     port = 8765
+    server_env = dict(os.environ, WEB_BIND=f"127.0.0.1:{port}", WEB_ACCESS_LOG="/dev/null")
+    if args.workers:
+        server_env["WEB_WORKERS"] = str(args.workers)
+    if args.threads:
+        server_env["WEB_THREADS"] = str(args.threads)
     server = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
+            "-c",
+            "opsdash/gunicorn.conf.py",
             "opsdash.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--worker-class",
-            "gthread",
-            "--workers",
-            str(args.workers),
-            "--threads",
-            str(args.threads),
-            "--log-level",
-            "warning",
         ],
         cwd=ROOT,
-        env=dict(os.environ),
+        env=server_env,
     )
+    import runpy
+
+    saved_env = dict(os.environ)
+    os.environ.update(server_env)
+    config = runpy.run_path(str(ROOT / "opsdash" / "gunicorn.conf.py"))
+    os.environ.clear()
+    os.environ.update(saved_env)
+
     import requests
 
     url = f"http://127.0.0.1:{port}/api/v1/events"
@@ -190,7 +195,7 @@ def main() -> None:
     p99 = sorted(latencies)[int(len(latencies) * 0.99) - 1] * 1000 if len(latencies) > 1 else p50
     print(
         f"HTTP ingest: {accepted:,} events in {wall:.2f} s = {ours:,.0f} events/s "
-        f"(batch {args.batch}, {args.clients} clients, gunicorn {args.workers}x{args.threads} gthread; "
+        f"(batch {args.batch}, {args.clients} clients, gunicorn {config['workers']}x{config['threads']} gthread; "
         f"batch latency p50 {p50:.0f} ms, p99 {p99:.0f} ms)"
     )
     print(f"raw COPY:    {rows:,} rows in {copy_seconds:.2f} s = {copy_rate:,.0f} rows/s")

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,32 +25,29 @@ def base_env(**overrides: str) -> dict[str, str]:
 @contextmanager
 def gunicorn(env: dict[str, str]) -> Iterator[str]:
     port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process, closed below
     process = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
+            "-c",
+            "opsdash/gunicorn.conf.py",
             "opsdash.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--worker-class",
-            "gthread",
-            "--workers",
-            "1",
-            "--threads",
-            "4",
         ],
         cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        env={**env, "WEB_BIND": f"127.0.0.1:{port}", "WEB_WORKERS": "1", "WEB_THREADS": "4"},
+        # A file, not a pipe: a pipe nobody reads fills up and blocks the server.
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"gunicorn exited: {log.read().decode()[-2000:]}")
             try:
                 requests.get(f"{url}/api/v1/limits", timeout=5)
                 break
@@ -61,6 +59,7 @@ def gunicorn(env: dict[str, str]) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+        log.close()
 
 
 @contextmanager
@@ -83,13 +82,13 @@ def celery_worker(env: dict[str, str], *, beat: bool = False) -> Iterator[subpro
     ]
     if beat:
         args.append("--beat")
-    process = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process, closed below
+    process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         time.sleep(0.5)
         if process.poll() is not None:
-            raise RuntimeError(f"worker exited: {process.stderr.read().decode()[-2000:]}")
+            log.seek(0)
+            raise RuntimeError(f"worker exited: {log.read().decode()[-2000:]}")
         yield process
     finally:
         process.terminate()
@@ -97,6 +96,7 @@ def celery_worker(env: dict[str, str], *, beat: bool = False) -> Iterator[subpro
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+        log.close()
 
 
 def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25):

@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -11,6 +12,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.demo.generator import DEMO_PEOPLE
 from apps.demo.services import demo_password
+
+CONFIG = Path(settings.BASE_DIR) / "opsdash" / "gunicorn.conf.py"
 
 
 class Command(BaseCommand):
@@ -35,24 +38,14 @@ class Command(BaseCommand):
         python = sys.executable
         processes = [
             subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
-                [
-                    python,
-                    "-m",
-                    "gunicorn",
-                    "opsdash.wsgi:application",
-                    "--bind",
-                    options["bind"],
-                    "--worker-class",
-                    "gthread",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "8",
-                    "--access-logfile",
-                    "-",
-                    "--graceful-timeout",
-                    "5",
-                ],
+                [python, "-m", "gunicorn", "-c", str(CONFIG), "opsdash.wsgi:application"],
+                # SQLite has one writer at a time: few processes, more threads.
+                env={
+                    **os.environ,
+                    "WEB_BIND": options["bind"],
+                    "WEB_WORKERS": "2",
+                    "WEB_THREADS": "8",
+                },
             ),
             subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
                 [
