@@ -7,20 +7,14 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.models import PersonalToken
 from apps.accounts.services import personal_token_mint, personal_token_revoke
-from apps.core.durations import parse_ttl
+from apps.core.forms import TtlField
 
 
 class PersonalTokenForm(forms.Form):
     name = forms.CharField(
         max_length=100, help_text="What the token is for, e.g. 'budgets in git'."
     )
-    ttl = forms.CharField(initial="90d", help_text="Lifetime: 90d, 12h, or 'never'.")
-
-    def clean_ttl(self) -> object:
-        try:
-            return parse_ttl(self.cleaned_data["ttl"])
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+    ttl = TtlField(initial="90d")
 
 
 @login_required

@@ -1,6 +1,6 @@
 from django import forms
 
-from apps.core.durations import parse_ttl
+from apps.core.forms import TtlField
 from apps.fleet.models import TokenScope
 
 
@@ -11,10 +11,4 @@ class AgentTokenForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         initial=[TokenScope.EVENTS_WRITE],
     )
-    ttl = forms.CharField(initial="30d", help_text="Lifetime: 30d, 12h, 90m, or 'never'.")
-
-    def clean_ttl(self) -> object:
-        try:
-            return parse_ttl(self.cleaned_data["ttl"])
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from exc
+    ttl = TtlField(initial="30d")

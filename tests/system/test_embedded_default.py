@@ -81,3 +81,69 @@ def test_migrate_seed_ingest_and_render_on_sqlite_with_a_filesystem_broker(tmp_p
 
     with sqlite3.connect(tmp_path / "opsdash.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_ctrl_c_stops_the_web_server_and_the_worker(tmp_path):
+    import os
+    import signal
+    import time
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    env = base_env(
+        DEBUG="1",
+        OPSDASH_VAR_DIR=str(tmp_path),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    )
+    env.pop("CELERY_BROKER_URL", None)
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        # Its own session, like a terminal's foreground job: Ctrl-C reaches the whole group.
+        runner = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "run_embedded",
+                "--no-seed",
+                "--bind",
+                f"127.0.0.1:{port}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        assert wait_for(lambda: "opsdash is running at" in log.read_text(), timeout=60), (
+            log.read_text()[-2000:]
+        )
+        assert wait_for(lambda: _ok(f"http://127.0.0.1:{port}/healthz"), timeout=30)
+        os.killpg(runner.pid, signal.SIGINT)
+        runner.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and _group_alive(runner.pid):
+            time.sleep(0.2)
+        assert not _group_alive(runner.pid), "a child of run_embedded outlived Ctrl-C"
+        assert not _ok(f"http://127.0.0.1:{port}/healthz")
+    finally:
+        if _group_alive(runner.pid):
+            os.killpg(runner.pid, signal.SIGKILL)
+
+
+def _ok(url):
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _group_alive(pgid):
+    import os
+
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False

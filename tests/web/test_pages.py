@@ -80,3 +80,22 @@ def test_event_detail_and_ledger_pages(client, viewer, agent_client):
     assert "&quot;env&quot;: &quot;prod&quot;" in detail  # nested data as JSON, not Python repr
     ledger = client.get(reverse("audit:ledger")).content.decode()
     assert "never verified" in ledger
+
+
+def test_token_form_explains_a_bad_lifetime(client, admin_person, agent):
+    client.force_login(admin_person)
+    page = client.post(
+        reverse("fleet:agent", args=[agent.slug]), {"scopes": ["events:write"], "ttl": "forever"}
+    ).content.decode()
+    assert "is not a duration" in page
+    assert "shown only once" not in page
+
+
+def test_personal_token_page_mints_for_the_person(client, viewer):
+    client.force_login(viewer)
+    page = client.post(
+        reverse("accounts:tokens"), {"name": "dashboards in git", "ttl": "90d"}
+    ).content.decode()
+    token = page.split('id="new-token" class="mono">')[1].split("<")[0]
+    assert token.startswith("opsp_")
+    assert viewer.personal_tokens.get().name == "dashboards in git"
