@@ -96,6 +96,12 @@ class Action(models.Model):
             models.Index(fields=["status", "-proposed_at"], name="action_status"),
             models.Index(fields=["agent", "-proposed_at"], name="action_agent"),
             models.Index(fields=["incident_id"], name="action_incident"),
+            # Violations are rare and counted on every page (top bar): a partial index.
+            models.Index(
+                fields=["policy_violation"],
+                condition=models.Q(policy_violation=True),
+                name="action_violation",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -99,3 +99,31 @@ def test_personal_token_page_mints_for_the_person(client, viewer):
     token = page.split('id="new-token" class="mono">')[1].split("<")[0]
     assert token.startswith("opsp_")
     assert viewer.personal_tokens.get().name == "dashboards in git"
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    ["garbage", "2026-01-01T00:00:00|not-a-uuid", "x|y|z", "2026-99-99T00:00:00+00:00|" + "0" * 32],
+)
+def test_a_malformed_page_cursor_shows_the_newest_page(client, viewer, agent_client, cursor):
+    post_batch(agent_client, [event(data={"text": "newest"})])
+    client.force_login(viewer)
+    response = client.get(reverse("audit:events"), {"before": cursor})
+    assert response.status_code == 200
+    assert "newest" in response.content.decode()
+
+
+def test_older_pages_follow_the_cursor(client, viewer, agent_client):
+    from datetime import UTC, datetime, timedelta
+
+    base = datetime(2026, 11, 1, tzinfo=UTC)
+    post_batch(
+        agent_client,
+        [event(data={"text": f"note {i:03d}"}, ts=base + timedelta(minutes=i)) for i in range(60)],
+    )
+    client.force_login(viewer)
+    first = client.get(reverse("audit:events"), {"type": "note"})
+    assert "note 059" in first.content.decode() and "note 009" not in first.content.decode()
+    next_query = first.context["next_query"]
+    second = client.get(reverse("audit:events") + "?" + next_query).content.decode()
+    assert "note 009" in second and "note 059" not in second
