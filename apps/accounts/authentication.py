@@ -1,8 +1,8 @@
 """Bearer tokens for agents (opsa_…) and people (opsp_…)."""
 
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
 from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -14,6 +14,14 @@ from apps.core.secrets import AGENT_TOKEN_PREFIX, PERSONAL_TOKEN_PREFIX, token_d
 # last_used_at is a hint for people, not an audit record: write it at most once a minute so
 # the ingest hot path does not update the token row on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class _Expiring(Protocol):
+    revoked_at: datetime | None
+    expires_at: datetime | None
+
+
+T = TypeVar("T", bound=_Expiring)
 
 
 @dataclass
@@ -69,7 +77,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             .filter(digest=token_digest(raw))
             .first()
         )
-        self._check(token)
+        token = self._check(token)
         touch_last_used(token)
         return AgentPrincipal(agent=token.agent, token=token, scopes=frozenset(token.scopes)), token
 
@@ -79,20 +87,21 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = (
             PersonalToken.objects.select_related("user").filter(digest=token_digest(raw)).first()
         )
-        self._check(token)
+        token = self._check(token)
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("This person's account is disabled.")
         touch_last_used(token)
         return token.user, token
 
     @staticmethod
-    def _check(token: Any) -> None:
+    def _check(token: T | None) -> T:
         if token is None:
             raise exceptions.AuthenticationFailed("Unknown token.")
         if token.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This token was revoked.")
         if token.expires_at is not None and token.expires_at <= timezone.now():
             raise exceptions.AuthenticationFailed("This token has expired; mint a new one.")
+        return token
 
 
 def touch_last_used(token: Any) -> None:

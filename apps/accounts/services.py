@@ -1,4 +1,5 @@
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from django.contrib.auth.models import Group
 from django.db import transaction
@@ -8,6 +9,9 @@ from apps.accounts.models import PersonalToken
 from apps.accounts.roles import ALL_ROLES
 from apps.core.secrets import PERSONAL_TOKEN_PREFIX, token_digest, token_generate
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 
 def roles_ensure() -> None:
     for role in ALL_ROLES:
@@ -16,7 +20,7 @@ def roles_ensure() -> None:
 
 @transaction.atomic
 def personal_token_mint(
-    *, user: object, name: str, ttl: timedelta | None
+    *, user: "User", name: str, ttl: timedelta | None
 ) -> tuple[PersonalToken, str]:
     """A token for a person; it carries exactly that person's role rights, checked per request."""
     raw = token_generate(PERSONAL_TOKEN_PREFIX)

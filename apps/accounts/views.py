@@ -1,3 +1,5 @@
+from typing import TYPE_CHECKING, cast
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,6 +10,9 @@ from django.views.decorators.http import require_POST
 from apps.accounts.models import PersonalToken
 from apps.accounts.services import personal_token_mint, personal_token_revoke
 from apps.core.forms import TtlField
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class PersonalTokenForm(forms.Form):
@@ -24,7 +29,9 @@ def tokens(request: HttpRequest) -> HttpResponse:
         form = PersonalTokenForm(request.POST)
         if form.is_valid():
             _, new_token = personal_token_mint(
-                user=request.user, name=form.cleaned_data["name"], ttl=form.cleaned_data["ttl"]
+                user=cast("User", request.user),
+                name=form.cleaned_data["name"],
+                ttl=form.cleaned_data["ttl"],
             )
             form = PersonalTokenForm()
     else:
@@ -32,7 +39,11 @@ def tokens(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "accounts/tokens.html",
-        {"form": form, "new_token": new_token, "tokens": request.user.personal_tokens.all()},
+        {
+            "form": form,
+            "new_token": new_token,
+            "tokens": PersonalToken.objects.filter(user=cast("User", request.user)),
+        },
     )
 
 

@@ -1,4 +1,4 @@
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from django.conf import settings
@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.authentication import AgentPrincipal
 from apps.accounts.permissions import scope_permission
 from apps.accounts.roles import VIEWER
 from apps.audit.filters import EventFilter
@@ -181,7 +182,8 @@ class EventListCreateView(generics.ListAPIView):
         if not raw_items:
             raise exceptions.ParseError("The batch is empty: send at least one event.")
         result = event_batch_ingest(
-            items=[bytes(r) for r in raw_items], token_agent=request.user.agent
+            items=[bytes(r) for r in raw_items],
+            token_agent=cast(AgentPrincipal, request.user).agent,
         )
         return Response(result.as_response(), status=status.HTTP_200_OK)
 

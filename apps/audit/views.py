@@ -7,11 +7,12 @@ from apps.accounts.roles import ADMIN, VIEWER
 from apps.audit import selectors
 from apps.audit.models import Event, EventType
 from apps.audit.services.ledger import event_inclusion_proof
+from apps.core.http import HtmxHttpRequest
 from apps.core.views import role_required
 
 
 @role_required(VIEWER)
-def event_list(request: HttpRequest) -> HttpResponse:
+def event_list(request: HtmxHttpRequest) -> HttpResponse:
     context = selectors.event_page(params=request.GET, user=request.user)
     context["event_types"] = EventType.values
     template = "audit/partials/event_table.html" if request.htmx else "audit/event_list.html"

@@ -6,6 +6,14 @@ import psycopg
 from django.db import connection, models
 
 
+def _column(field: Any) -> str:
+    """The database column of a concrete field (always set once the model is loaded)."""
+    column = field.column
+    if not column:
+        raise ValueError(f"{field} has no column")
+    return str(column)
+
+
 def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
     """Saves `fields` of many rows with one parametrised UPDATE per row, sent as executemany.
 
@@ -16,13 +24,14 @@ def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
         return 0
     model = type(objs[0])
     meta = model._meta
-    concrete = [meta.get_field(name) for name in fields]
+    by_name = {f.name: f for f in meta.concrete_fields}
+    concrete = [by_name[name] for name in fields]
     quote = connection.ops.quote_name
     # Only model metadata (quoted) goes into the text; every value is a parameter.
     sql = "UPDATE {} SET {} WHERE {} = %s".format(  # noqa: S608
         quote(meta.db_table),
-        ", ".join(f"{quote(f.column)} = %s" for f in concrete),
-        quote(meta.pk.column),
+        ", ".join(f"{quote(_column(f))} = %s" for f in concrete),
+        quote(_column(meta.pk)),
     )
     params = [
         [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in concrete] + [obj.pk]
@@ -44,20 +53,21 @@ def _insert_missing_sql(model: type[models.Model], key: str) -> tuple[str, tuple
     """The statement and the fields whose defaults it takes (evaluated per call: `now`)."""
     meta = model._meta
     quote = connection.ops.quote_name
-    key_field = meta.get_field(key)
-    owner_field = meta.get_field("agent")
+    by_name = {f.name: f for f in meta.concrete_fields}
+    key_field = by_name[key]
+    owner_field = by_name["agent"]
     rest = [
         f
         for f in meta.concrete_fields
         if f not in (meta.pk, key_field, owner_field) and (f.has_default() or not f.null)
     ]
-    columns = [key_field.column, owner_field.column] + [f.column for f in rest]
+    columns = [_column(key_field), _column(owner_field)] + [_column(f) for f in rest]
     # Identifiers come from model metadata and are quoted; every value is a parameter.
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
         f"SELECT u.k, u.o, {', '.join(['%s'] * len(rest))} "
         f"FROM unnest(%b::text[], %b::bigint[]) AS u(k, o) ORDER BY u.k "
-        f"ON CONFLICT ({quote(key_field.column)}) DO NOTHING"
+        f"ON CONFLICT ({quote(_column(key_field))}) DO NOTHING"
     )
     return sql, tuple(rest)
 

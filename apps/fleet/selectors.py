@@ -27,8 +27,6 @@ def fleet_overview(*, days: int = 42) -> dict[str, Any]:
         .annotate(n=Count("id"))
         .values_list("agent_id", "n")
     )
-    for agent in agents:
-        agent.actions_7d = action_counts.get(agent.pk, 0)
     per_day = (
         EventDailyCount.objects.filter(day__gte=since)
         .values("day", "agent__team__slug")
@@ -62,6 +60,10 @@ def fleet_overview(*, days: int = 42) -> dict[str, Any]:
         "derived_behind": derived_lag().get("daily_counts", 0),
         "teams": Team.objects.annotate(agent_count=Count("agents")).order_by("slug"),
         "agents": agents,
+        "agent_rows": [
+            {"agent": a, "events_7d": a.events_7d or 0, "actions_7d": action_counts.get(a.pk, 0)}
+            for a in agents
+        ],
         "events_chart": figure,
         "total_events_7d": sum(a.events_7d or 0 for a in agents),
     }

@@ -7,6 +7,7 @@ row locked, so a task that runs twice, or a task racing the periodic sweep, coun
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from datetime import date
 
 from django.db import connection, transaction
 from django.db.models import Count, Sum
@@ -30,7 +31,7 @@ def daily_counts_apply(seals: Sequence[LedgerSeal]) -> None:
         .values("agent_id", "day", "type")
         .annotate(n=Count("id"), b=Sum("size_bytes"))
     )
-    increments: dict[tuple[int, object, str], tuple[int, int]] = {}
+    increments: dict[tuple[int, date, str], tuple[int, int]] = {}
     for row in rows:
         increments[(row["agent_id"], row["day"], row["type"])] = (row["n"], row["b"] or 0)
     if not increments:
@@ -41,17 +42,18 @@ def daily_counts_apply(seals: Sequence[LedgerSeal]) -> None:
             agent_id__in={k[0] for k in increments}, day__in={k[1] for k in increments}
         )
     }
-    to_create, to_update = [], []
+    to_create: list[EventDailyCount] = []
+    to_update: list[EventDailyCount] = []
     for key, (n, b) in increments.items():
-        row = existing.get(key)
-        if row is None:
+        count = existing.get(key)
+        if count is None:
             to_create.append(
                 EventDailyCount(agent_id=key[0], day=key[1], type=key[2], events=n, bytes=b)
             )
         else:
-            row.events += n
-            row.bytes += b
-            to_update.append(row)
+            count.events += n
+            count.bytes += b
+            to_update.append(count)
     EventDailyCount.objects.bulk_create(to_create)
     EventDailyCount.objects.bulk_update(to_update, ["events", "bytes"])
 
@@ -106,7 +108,7 @@ def daily_counts_rebuild() -> int:
         cursor = qs.get()
         head = LedgerSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
         EventDailyCount.objects.all().delete()
-        totals: dict[tuple[int, object, str], list[int]] = defaultdict(lambda: [0, 0])
+        totals: dict[tuple[int, date, str], list[int]] = defaultdict(lambda: [0, 0])
         rows = (
             Event.objects.filter(
                 batch_id__in=LedgerSeal.objects.filter(seq__lte=head).values("batch_id")

@@ -33,9 +33,9 @@ class Command(BaseCommand):
         totals = {"accepted": 0, "duplicates": 0, "rejected": 0, "lines": 0}
         lookup = agent_lookup_cache()
         size = path.stat().st_size
+        report = _LazyReport(report_path)
         with (
             opener(path, "rb") as source,
-            report_path.open("w") as report,
             tqdm(
                 total=size,
                 unit="B",
@@ -46,7 +46,8 @@ class Command(BaseCommand):
         ):
             chunk: list[bytes] = []
             first_line = 1
-            raw_file: IO[bytes] = source.fileobj if hasattr(source, "fileobj") else source  # type: ignore[union-attr]
+            # Progress follows the bytes read from disk, compressed or not.
+            raw_file: Any = getattr(source, "fileobj", source)
             for line in source:
                 totals["lines"] += 1
                 stripped = line.strip()

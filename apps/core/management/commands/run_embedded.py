@@ -83,11 +83,19 @@ class Command(BaseCommand):
                 except subprocess.TimeoutExpired:
                     process.kill()
 
-        signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+        def terminate(*_: Any) -> None:
+            stop()
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, terminate)
         try:
             while all(p.poll() is None for p in processes):
                 time.sleep(0.5)
-            failed = [p.args[2] for p in processes if p.poll() not in (None, 0)]
+            failed = [
+                name
+                for name, p in zip(("web", "worker"), processes, strict=True)
+                if p.poll() not in (None, 0)
+            ]
             if failed:
                 self.stderr.write(f"A process stopped unexpectedly: {', '.join(map(str, failed))}")
         except KeyboardInterrupt:

@@ -47,7 +47,7 @@ class Command(BaseCommand):
             if agent is None:
                 raise CommandError(f"No agent {options['agent']!r}.")
             try:
-                token, raw = agent_token_mint(
+                agent_token, raw = agent_token_mint(
                     agent=agent,
                     scopes=options["scopes"].split(","),
                     ttl=ttl,
@@ -57,6 +57,7 @@ class Command(BaseCommand):
             except ValidationError as exc:
                 raise CommandError(_messages(exc)) from exc
             self.stderr.write(
-                f"Token for {agent.slug} with {', '.join(token.scopes)}, expires {token.expires_at or 'never'}:"
+                f"Token for {agent.slug} with {', '.join(agent_token.scopes)}, "
+                f"expires {agent_token.expires_at or 'never'}:"
             )
         self.stdout.write(raw)
