@@ -52,7 +52,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--batch", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seed", type=int, default=None, help="Default: 7 + the ledger's length")
+    parser.add_argument("--commit-every", type=int, default=500_000)
     parser.add_argument("--days", type=int, default=90, help="Spread over this many days.")
     args = parser.parse_args()
     django_setup(os.environ.get("DATABASE_URL", ""))
@@ -83,6 +84,9 @@ def main() -> None:
         )
         for source in ("api", "opsdash")
     }
+    existing = LedgerHead.objects.filter(pk=1).values_list("seq", flat=True).first() or 0
+    # A fresh seed when appending, or the same events (same ids) would be generated again.
+    base_seed = args.seed if args.seed is not None else 7 + existing
     per_day = max(1.0, args.events / args.days / 14)
 
     def day_batches():
@@ -90,7 +94,7 @@ def main() -> None:
         for extra_seed in range(1000):
             generator = DemoFleetGenerator(
                 anchor=timezone.now(),
-                seed=args.seed + extra_seed,
+                seed=base_seed + extra_seed,
                 days=args.days,
                 incidents_per_day=per_day,
             )
@@ -98,86 +102,87 @@ def main() -> None:
 
     head = LedgerHead.objects.filter(pk=1).first()
     seq, prev = (head.seq, head.seal_hash) if head else (0, GENESIS_HASH)
-    written = 0
-    next_report = 500_000
-    started = time.perf_counter()
     now = timezone.now()
 
-    def flush(cursor_events, cursor_seals, rows) -> None:
-        nonlocal seq, prev
-        batch_id = uuid.uuid4()
-        source = rows[0][1]
-        hashes = []
-        for index, (prepared, _source) in enumerate(rows):
-            hashes.append(prepared.content_hash)
-            cursor_events.write_row(
-                (
-                    prepared.event_id,
-                    prepared.ts,
-                    now,
-                    prepared.agent.pk,
-                    prepared.event_type,
-                    prepared.action_id,
-                    prepared.incident_id,
-                    prepared.agent_version,
-                    prepared.prompt_version,
-                    prepared.data_json,
-                    source,
-                    prepared.content_hash,
-                    prepared.size_bytes,
-                    batch_id,
-                    index,
-                )
-            )
-        seq += 1
-        root = merkle_root(hashes)
-        seal = seal_hash_compute(
-            seq=seq,
-            batch_id=batch_id,
-            event_count=len(rows),
-            root=root,
-            prev_seal_hash=prev,
-            sealed_at=now,
-            source=source,
-        )
-        cursor_seals.append((seq, batch_id, len(rows), root, prev, seal, now, source))
-        prev = seal
+    def batches():
+        """Lists of (prepared event, source) of --batch events each, one source per batch."""
+        pending: dict[str, list] = {"api": [], "opsdash": []}
+        for day in day_batches():
+            for source, items in (("api", day.agent_events), ("opsdash", day.opsdash_events)):
+                for raw in items:
+                    pending[source].append(preparers[source].prepare(0, raw))
+                    if len(pending[source]) >= args.batch:
+                        yield source, pending[source]
+                        pending[source] = []
 
-    with transaction.atomic():
-        connection.ensure_connection()
-        raw_conn = connection.connection
-        seals: list = []
-        with raw_conn.cursor().copy(
-            f"COPY audit_event ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
-        ) as copy:
-            by_source: dict[str, list] = {"api": [], "opsdash": []}
-            for day in day_batches():
-                for source, items in (("api", day.agent_events), ("opsdash", day.opsdash_events)):
-                    for raw in items:
-                        by_source[source].append((preparers[source].prepare(0, raw), source))
-                        if len(by_source[source]) >= args.batch:
-                            flush(copy, seals, by_source[source])
-                            written += len(by_source[source])
-                            by_source[source] = []
-                if written >= args.events:
-                    break
-                if written >= next_report:
-                    next_report += 500_000
-                    rate = written / (time.perf_counter() - started)
-                    print(f"  {written:,} events ({rate:,.0f}/s)", flush=True)
-            for rows in by_source.values():
-                if rows:
-                    flush(copy, seals, rows)
-                    written += len(rows)
-        with raw_conn.cursor().copy(
-            f"COPY audit_ledgerseal ({', '.join(SEAL_COLUMNS)}) FROM STDIN"
-        ) as copy:
-            for row in seals:
-                copy.write_row(row)
-        LedgerHead.objects.update_or_create(pk=1, defaults={"seq": seq, "seal_hash": prev})
+    def write_chunk(chunk: list) -> None:
+        """One transaction: the chunk's events, their seals, and the new ledger head."""
+        nonlocal seq, prev
+        seals = []
+        with transaction.atomic():
+            connection.ensure_connection()
+            raw_conn = connection.connection
+            with raw_conn.cursor().copy(
+                f"COPY audit_event ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
+            ) as copy:
+                for source, rows in chunk:
+                    batch_id = uuid.uuid4()
+                    for index, prepared in enumerate(rows):
+                        copy.write_row(
+                            (
+                                prepared.event_id,
+                                prepared.ts,
+                                now,
+                                prepared.agent.pk,
+                                prepared.event_type,
+                                prepared.action_id,
+                                prepared.incident_id,
+                                prepared.agent_version,
+                                prepared.prompt_version,
+                                prepared.data_json,
+                                source,
+                                prepared.content_hash,
+                                prepared.size_bytes,
+                                batch_id,
+                                index,
+                            )
+                        )
+                    seq += 1
+                    root = merkle_root([r.content_hash for r in rows])
+                    seal = seal_hash_compute(
+                        seq=seq,
+                        batch_id=batch_id,
+                        event_count=len(rows),
+                        root=root,
+                        prev_seal_hash=prev,
+                        sealed_at=now,
+                        source=source,
+                    )
+                    seals.append((seq, batch_id, len(rows), root, prev, seal, now, source))
+                    prev = seal
+            with raw_conn.cursor().copy(
+                f"COPY audit_ledgerseal ({', '.join(SEAL_COLUMNS)}) FROM STDIN"
+            ) as copy:
+                for row in seals:
+                    copy.write_row(row)
+            LedgerHead.objects.update_or_create(pk=1, defaults={"seq": seq, "seal_hash": prev})
+
+    written = 0
+    started = time.perf_counter()
+    chunk: list = []
+    for source, rows in batches():
+        chunk.append((source, rows))
+        written += len(rows)
+        if sum(len(r) for _, r in chunk) >= args.commit_every or written >= args.events:
+            write_chunk(chunk)
+            chunk = []
+            rate = written / (time.perf_counter() - started)
+            print(f"  {written:,} events committed ({rate:,.0f}/s)", flush=True)
+        if written >= args.events:
+            break
     elapsed = time.perf_counter() - started
     print(
-        f"wrote {written:,} events in {len(seals):,} sealed batches in {elapsed:.1f} s "
+        f"wrote {written:,} events in {seq - existing:,} sealed batches in {elapsed:.1f} s "
         f"({written / elapsed:,.0f} events/s); ledger head #{LedgerSeal.objects.order_by('-seq').first().seq}"
     )
     t0 = time.perf_counter()
