@@ -1,3 +1,4 @@
+import zlib
 from typing import Any, cast
 
 import msgspec
@@ -34,6 +35,22 @@ def ingest_limits() -> dict[str, int]:
         "max_bytes_per_event": settings.INGEST_MAX_EVENT_BYTES,
         "max_future_skew_seconds": settings.INGEST_MAX_FUTURE_SKEW_SECONDS,
     }
+
+
+def gunzip_bounded(data: bytes, limit: int) -> bytes:
+    """Decompresses at most `limit` + 1 bytes, so a small gzip bomb cannot fill the memory."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error as exc:
+        raise exceptions.ParseError(f"The body is not valid gzip: {exc}.") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(
+            f"The batch is over {limit} bytes once decompressed; split it into smaller batches."
+        )
+    if not inflater.eof:
+        raise exceptions.ParseError("The gzip body is truncated.")
+    return out
 
 
 class EventOutSerializer(serializers.ModelSerializer):
@@ -162,6 +179,14 @@ class EventListCreateView(generics.ListAPIView):
                 "Split it into smaller batches."
             )
         body = request.body
+        encoding = request.META.get("HTTP_CONTENT_ENCODING", "identity").strip().lower()
+        if encoding == "gzip":
+            body = gunzip_bounded(body, limits["max_bytes_per_batch"])
+        elif encoding not in ("", "identity"):
+            raise exceptions.UnsupportedMediaType(
+                encoding,
+                detail=f"Content-Encoding {encoding!r} is not supported; use gzip or none.",
+            )
         if len(body) > limits["max_bytes_per_batch"]:
             raise PayloadTooLarge(
                 f"The batch is {len(body)} bytes; the limit is {limits['max_bytes_per_batch']} bytes."

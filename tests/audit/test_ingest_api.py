@@ -293,3 +293,40 @@ def test_list_api_query_count_does_not_grow_with_rows(agent_client, django_asser
     with django_assert_max_num_queries(4):
         response = agent_client.get("/api/v1/events", {"page_size": 50})
     assert len(response.json()["results"]) == 50
+
+
+def test_gzip_bodies_are_accepted(agent_client):
+    import gzip
+
+    items = [event() for _ in range(3)]
+    response = agent_client.post(
+        "/api/v1/events",
+        gzip.compress(json.dumps(items).encode()),
+        content_type="application/json",
+        HTTP_CONTENT_ENCODING="gzip",
+    )
+    assert response.json() == {"accepted": 3, "duplicates": 0, "rejected": []}
+
+
+@override_settings(INGEST_MAX_BATCH_BYTES=100_000)
+def test_a_gzip_bomb_is_refused_without_inflating_it(agent_client):
+    import gzip
+
+    bomb = gzip.compress(b"[" + b" " * 50_000_000 + b"]")
+    assert len(bomb) < 100_000
+    response = agent_client.post(
+        "/api/v1/events", bomb, content_type="application/json", HTTP_CONTENT_ENCODING="gzip"
+    )
+    assert response.status_code == 413
+    assert "decompressed" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "status"), [("gzip", b"not gzip", 400), ("br", b"[]", 415)]
+)
+def test_bad_or_unknown_encodings_get_a_clear_4xx(agent_client, encoding, body, status):
+    response = agent_client.post(
+        "/api/v1/events", body, content_type="application/json", HTTP_CONTENT_ENCODING=encoding
+    )
+    assert response.status_code == status
+    assert response.json()["error"]
