@@ -127,3 +127,12 @@ def test_older_pages_follow_the_cursor(client, viewer, agent_client):
     next_query = first.context["next_query"]
     second = client.get(reverse("audit:events") + "?" + next_query).content.decode()
     assert "note 009" in second and "note 059" not in second
+
+
+def test_django_admin_shows_the_audit_log_read_only(client, agent_client, django_user_model):
+    post_batch(agent_client, [event()])
+    superuser = django_user_model.objects.create_superuser("root", password="pw-for-tests-1")
+    client.force_login(superuser)
+    assert client.get("/admin/audit/event/").status_code == 200
+    assert client.get("/admin/audit/event/add/").status_code == 403
+    assert client.get("/admin/fleet/agent/").status_code == 200
