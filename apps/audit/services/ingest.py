@@ -5,18 +5,12 @@ instead of DRF serializers and PostgreSQL gets a single INSERT … SELECT FROM u
 """
 
 import logging
-import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
-import msgspec
-from django.conf import settings
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import transaction
 
 from apps.actions.services import (
     FOLDED_TYPES,
@@ -24,44 +18,28 @@ from apps.actions.services import (
     actions_apply_facts,
     actions_lock_for_ingest,
 )
-from apps.audit.canonical import canonical_event, content_hash, encode_json
-from apps.audit.models import AGENT_WRITABLE_TYPES, Event, EventSource, EventType
-from apps.audit.schemas import EventIn, decode_envelope, validate_data
-from apps.audit.scrubbing import scrub_field, scrub_text
+from apps.audit.models import AGENT_WRITABLE_TYPES, EventSource
+from apps.audit.services.event_prepare import (
+    ALL_TYPES,
+    EventPreparer,
+    ItemError,
+    PreparedEvent,
+    agent_lookup_cache,
+)
+from apps.audit.services.event_store import events_insert, known_hashes
 from apps.audit.services.ledger import ledger_batch_seal
 from apps.fleet.models import Agent
 
+__all__ = [
+    "ALL_TYPES",
+    "EventPreparer",
+    "IngestResult",
+    "ItemError",
+    "agent_lookup_cache",
+    "event_batch_ingest",
+]
+
 logger = logging.getLogger(__name__)
-
-ALL_TYPES = frozenset(EventType.values)
-_MSGSPEC_PATH = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_FIELD_IN_MSG = re.compile(r"(?:missing required field|unknown field) `(?P<name>[^`]+)`")
-
-
-class ItemError(Exception):
-    """One event of a batch is refused; the others go on."""
-
-    def __init__(self, errors: dict[str, list[str]], event_id: str | None = None) -> None:
-        super().__init__(errors)
-        self.errors = errors
-        self.event_id = event_id
-
-
-@dataclass
-class PreparedEvent:
-    index: int
-    event_id: uuid.UUID
-    ts: datetime
-    agent: Agent
-    event_type: str
-    action_id: str | None
-    incident_id: str | None
-    agent_version: str
-    prompt_version: str
-    data: dict[str, Any]
-    data_json: str
-    content_hash: str
-    size_bytes: int
 
 
 @dataclass
@@ -74,214 +52,6 @@ class IngestResult:
 
     def as_response(self) -> dict[str, Any]:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected}
-
-
-def msgspec_errors(exc: Exception, prefix: str = "") -> dict[str, list[str]]:
-    """Turns msgspec's one-line message into {"field.path": ["message"]}."""
-    text = str(exc)
-    match = _MSGSPEC_PATH.match(text)
-    message, path = (match.group("msg"), match.group("path")) if match else (text, "")
-    path = (path or "").lstrip(".")
-    named = _FIELD_IN_MSG.search(message)
-    if named:
-        name = named.group("name")
-        path = f"{path}.{name}" if path else name
-        if "missing required field" in message:
-            message = "This field is required."
-        else:
-            message = "Unknown field; check its spelling against the API schema."
-    key = ".".join(p for p in (prefix, path) if p) or "non_field_errors"
-    return {key: [message]}
-
-
-def _peek_id(raw: bytes) -> str | None:
-    try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return None
-    if isinstance(value, dict) and isinstance(value.get("id"), str):
-        return value["id"][:64]
-    return None
-
-
-def _scrub_normalise(value: Any) -> Any:
-    """Scrubs every string and stores integral floats as ints (see apps.audit.canonical)."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError("Text may not contain NUL (\\u0000) characters.")
-        return scrub_text(value)
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            if "\x00" in k:
-                raise ValueError("Keys may not contain NUL (\\u0000) characters.")
-            if isinstance(v, str):
-                if "\x00" in v:
-                    raise ValueError("Text may not contain NUL (\\u0000) characters.")
-                # {"password": "hunter2"} has no label inside the string: the key is the label.
-                out[k] = scrub_field(k, v)
-            else:
-                out[k] = _scrub_normalise(v)
-        return out
-    if isinstance(value, list):
-        return [_scrub_normalise(v) for v in value]
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
-
-def _post_validate(event_type: str, data: dict[str, Any], typed: Any) -> None:
-    """Rules the schema cannot say; money is kept as a decimal string, never a float."""
-    cost = getattr(typed, "cost_usd", None)
-    if cost is not None:
-        if not cost.is_finite() or cost < 0:
-            raise ItemError({"data.cost_usd": ["Must be a non-negative amount in USD."]})
-        data["cost_usd"] = str(cost.quantize(Decimal("0.000000001")).normalize())
-        if "E" in data["cost_usd"]:
-            data["cost_usd"] = format(cost.quantize(Decimal("0.000000001")), "f")
-
-
-class EventPreparer:
-    """Validates and scrubs one raw event; reusable across the items of a batch."""
-
-    def __init__(
-        self,
-        *,
-        source: str,
-        token_agent: Agent | None,
-        allowed_types: frozenset[str],
-        agents_by_slug: Callable[[str], Agent | None] | None = None,
-        now: datetime | None = None,
-    ) -> None:
-        self.source = source
-        self.token_agent = token_agent
-        self.allowed_types = allowed_types
-        self.agents_by_slug = agents_by_slug
-        self.now = now or timezone.now()
-        self.max_event_bytes = settings.INGEST_MAX_EVENT_BYTES
-        self.latest_allowed = self.now + timedelta(seconds=settings.INGEST_MAX_FUTURE_SKEW_SECONDS)
-
-    def prepare(self, index: int, raw: bytes) -> PreparedEvent:
-        size = len(raw)
-        if size > self.max_event_bytes:
-            raise ItemError(
-                {
-                    "non_field_errors": [
-                        f"Event is {size} bytes; the limit is {self.max_event_bytes} bytes per event."
-                    ]
-                },
-                _peek_id(raw),
-            )
-        try:
-            envelope: EventIn = decode_envelope(raw)
-        except msgspec.ValidationError as exc:  # a subclass of DecodeError: catch it first
-            raise ItemError(msgspec_errors(exc), _peek_id(raw)) from exc
-        except msgspec.DecodeError as exc:
-            raise ItemError({"non_field_errors": [f"Not valid JSON: {exc}"]}) from exc
-        event_id = str(envelope.id)
-
-        if envelope.type not in ALL_TYPES:
-            raise ItemError(
-                {
-                    "type": [
-                        f"Unknown event type {envelope.type!r}; see the API schema for the list."
-                    ]
-                },
-                event_id,
-            )
-        if envelope.type not in self.allowed_types:
-            hint = (
-                " Propose actions with POST /api/v1/actions."
-                if envelope.type == EventType.PROPOSAL
-                else ""
-            )
-            raise ItemError(
-                {"type": [f"Events of type {envelope.type!r} are written by opsdash only.{hint}"]},
-                event_id,
-            )
-        agent = self._agent(envelope.agent, event_id)
-        if envelope.ts > self.latest_allowed:
-            raise ItemError(
-                {
-                    "ts": [
-                        f"ts is in the future by more than {settings.INGEST_MAX_FUTURE_SKEW_SECONDS} s "
-                        "(check the agent's clock); past timestamps are always accepted."
-                    ]
-                },
-                event_id,
-            )
-        data = envelope.data
-        try:
-            typed = validate_data(envelope.type, data)
-        except msgspec.ValidationError as exc:
-            raise ItemError(msgspec_errors(exc, prefix="data"), event_id) from exc
-        if typed is not None:
-            _post_validate(envelope.type, data, typed)
-        try:
-            data = _scrub_normalise(data)
-        except ValueError as exc:
-            raise ItemError({"data": [str(exc)]}, event_id) from exc
-        for name in ("action_id", "incident_id", "agent_version", "prompt_version"):
-            text = getattr(envelope, name)
-            if text and "\x00" in text:
-                raise ItemError({name: ["May not contain NUL (\\u0000) characters."]}, event_id)
-
-        canonical = canonical_event(
-            event_id=event_id,
-            ts=envelope.ts,
-            agent_slug=agent.slug,
-            event_type=envelope.type,
-            action_id=envelope.action_id,
-            incident_id=envelope.incident_id,
-            agent_version=envelope.agent_version,
-            prompt_version=envelope.prompt_version,
-            data=data,
-            source=self.source,
-        )
-        return PreparedEvent(
-            index=index,
-            event_id=envelope.id,
-            ts=envelope.ts,
-            agent=agent,
-            event_type=envelope.type,
-            action_id=envelope.action_id,
-            incident_id=envelope.incident_id,
-            agent_version=envelope.agent_version,
-            prompt_version=envelope.prompt_version,
-            data=data,
-            data_json=encode_json(data).decode(),
-            content_hash=content_hash(canonical),
-            size_bytes=size,
-        )
-
-    def _agent(self, slug: str, event_id: str) -> Agent:
-        if self.token_agent is not None:
-            if slug != self.token_agent.slug:
-                raise ItemError(
-                    {
-                        "agent": [
-                            f"This token belongs to agent {self.token_agent.slug!r}; "
-                            f"it cannot write events of {slug!r}."
-                        ]
-                    },
-                    event_id,
-                )
-            return self.token_agent
-        agent = self.agents_by_slug(slug) if self.agents_by_slug else None
-        if agent is None:
-            raise ItemError({"agent": [f"No agent {slug!r}; create it first."]}, event_id)
-        return agent
-
-
-def agent_lookup_cache() -> Callable[[str], Agent | None]:
-    cache: dict[str, Agent | None] = {}
-
-    def lookup(slug: str) -> Agent | None:
-        if slug not in cache:
-            cache[slug] = Agent.objects.select_related("team").filter(slug=slug).first()
-        return cache[slug]
-
-    return lookup
 
 
 def event_batch_ingest(
@@ -363,7 +133,7 @@ def _store(prepared: list[PreparedEvent], source: str, result: IngestResult) -> 
 
     batch_id = uuid.uuid4()
     with transaction.atomic():
-        known = _known_hashes([e.event_id for e in unique])
+        known = known_hashes([e.event_id for e in unique])
         fresh = _classify_known(unique, known, result) if known else unique
 
         owners: dict[str, int] = {}
@@ -391,11 +161,11 @@ def _store(prepared: list[PreparedEvent], source: str, result: IngestResult) -> 
                     owned.append(event)
             fresh = owned
 
-        landed = _insert(fresh, batch_id=batch_id, source=source)
+        landed = events_insert(fresh, batch_id=batch_id, source=source)
         if len(landed) != len(fresh):
             # Another batch inserted some of these ids between our check and our insert.
             raced = [e for e in fresh if e.event_id not in landed]
-            again = _known_hashes([e.event_id for e in raced])
+            again = known_hashes([e.event_id for e in raced])
             _classify_known(raced, again, result)
             fresh = [e for e in fresh if e.event_id in landed]
         if not fresh:
@@ -410,18 +180,6 @@ def _store(prepared: list[PreparedEvent], source: str, result: IngestResult) -> 
         result.seal_seq = seal.seq
         result.accepted_ids = [str(e.event_id) for e in fresh]
         transaction.on_commit(lambda: _queue_derived(seal.seq))
-
-
-def _known_hashes(ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """Content hashes of the ids already stored."""
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        connection.ensure_connection()
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute("SELECT id, content_hash FROM audit_event WHERE id = ANY(%b)", [ids])
-            return dict(cursor.fetchall())
-    return dict(Event.objects.filter(id__in=ids).values_list("id", "content_hash"))
 
 
 def _facts(events: Iterable[PreparedEvent]) -> list[ActionFact]:
@@ -440,80 +198,6 @@ def _facts(events: Iterable[PreparedEvent]) -> list[ActionFact]:
         for e in events
         if e.action_id and e.event_type in FOLDED_TYPES
     ]
-
-
-_PG_INSERT = """
-INSERT INTO audit_event (id, ts, received_at, agent_id, type, action_id, incident_id,
-    agent_version, prompt_version, data, source, content_hash, size_bytes, batch_id, batch_index)
-SELECT u.id, u.ts, %s, u.agent_id, u.type, u.action_id, u.incident_id, u.av, u.pv,
-    u.data::jsonb, %s, u.h, u.sz, %s, u.bi
-FROM unnest(%b::uuid[], %b::timestamptz[], %b::bigint[], %b::text[], %b::text[], %b::text[],
-    %b::text[], %b::text[], %b::text[], %b::text[], %b::int[], %b::int[])
-    AS u(id, ts, agent_id, type, action_id, incident_id, av, pv, data, h, sz, bi)
-ORDER BY u.id
-ON CONFLICT (id) DO NOTHING
-RETURNING id
-"""
-
-
-def _insert(events: list[PreparedEvent], *, batch_id: uuid.UUID, source: str) -> set[uuid.UUID]:
-    """Inserts the events, skipping ids that appeared meanwhile; returns the ids stored."""
-    if not events:
-        return set()
-    now = timezone.now()
-    if connection.vendor == "postgresql":
-        import psycopg
-
-        connection.ensure_connection()
-        # Server-side binding with binary arrays (%b): Django's client-side binding, and
-        # text-format arrays, escape every quote of every JSON document through Python regexes,
-        # which costs more than the insert itself.
-        with psycopg.Cursor(connection.connection) as cursor:
-            cursor.execute(
-                _PG_INSERT,
-                [
-                    now,
-                    source,
-                    batch_id,
-                    [e.event_id for e in events],
-                    [e.ts for e in events],
-                    [e.agent.pk for e in events],
-                    [e.event_type for e in events],
-                    [e.action_id for e in events],
-                    [e.incident_id for e in events],
-                    [e.agent_version for e in events],
-                    [e.prompt_version for e in events],
-                    [e.data_json for e in events],
-                    [e.content_hash for e in events],
-                    [e.size_bytes for e in events],
-                    [e.index for e in events],
-                ],
-            )
-            return {row[0] for row in cursor.fetchall()}
-    # SQLite: IMMEDIATE transactions serialise writers, so the existence check above holds.
-    Event.objects.bulk_create(
-        [
-            Event(
-                id=e.event_id,
-                ts=e.ts,
-                received_at=now,
-                agent_id=e.agent.pk,
-                type=e.event_type,
-                action_id=e.action_id,
-                incident_id=e.incident_id,
-                agent_version=e.agent_version,
-                prompt_version=e.prompt_version,
-                data=e.data,
-                source=source,
-                content_hash=e.content_hash,
-                size_bytes=e.size_bytes,
-                batch_id=batch_id,
-                batch_index=e.index,
-            )
-            for e in events
-        ]
-    )
-    return {e.event_id for e in events}
 
 
 def _queue_derived(seal_seq: int) -> None:
