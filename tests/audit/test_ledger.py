@@ -50,6 +50,11 @@ def test_batches_chain_and_an_event_proves_its_seal(agent_client):
     assert report.events_checked == Event.objects.count()
 
 
+def _db(value):
+    """A UUID as this database stores it (SQLite keeps 32 hex digits, no dashes)."""
+    return Event._meta.pk.get_db_prep_value(uuid.UUID(str(value)), connection)
+
+
 def _tamper(sql, params):
     """Writes behind the API's back, as a database superuser would (triggers off on PostgreSQL)."""
     with transaction.atomic(), connection.cursor() as cursor:
@@ -71,7 +76,9 @@ def test_verify_audit_names_the_first_changed_seal(agent_client):
     post_batch(agent_client, [event()])
     seal = LedgerSeal.objects.get(batch_id=Event.objects.get(pk=victim["id"]).batch_id)
     call_command("verify_audit", verbosity=0)
-    _tamper("UPDATE audit_event SET data = %s WHERE id = %s", ['{"text": "forged"}', victim["id"]])
+    _tamper(
+        "UPDATE audit_event SET data = %s WHERE id = %s", ['{"text": "forged"}', _db(victim["id"])]
+    )
     message = _first_bad_seal(None)
     assert f"seal #{seal.seq}" in message
     assert "changed" in message
@@ -81,7 +88,7 @@ def test_verify_audit_finds_a_deleted_event(agent_client):
     victim = event()
     post_batch(agent_client, [victim, event()])
     seal = LedgerSeal.objects.get(batch_id=Event.objects.get(pk=victim["id"]).batch_id)
-    _tamper("DELETE FROM audit_event WHERE id = %s", [victim["id"]])
+    _tamper("DELETE FROM audit_event WHERE id = %s", [_db(victim["id"])])
     message = _first_bad_seal(None)
     assert f"seal #{seal.seq}" in message
     assert "deleted" in message
@@ -94,7 +101,7 @@ def test_verify_audit_finds_an_event_inserted_behind_the_api(agent_client, agent
     _tamper(
         "INSERT INTO audit_event (id, ts, received_at, agent_id, type, data, source, content_hash, size_bytes, batch_id, batch_index, agent_version, prompt_version) "
         "SELECT %s, ts, received_at, agent_id, type, data, source, content_hash, size_bytes, %s, 0, '', '' FROM audit_event WHERE id = %s",
-        [forged_id, uuid.uuid4(), original.id],
+        [_db(forged_id), _db(uuid.uuid4()), _db(original.id)],
     )
     message = _first_bad_seal(None)
     assert str(forged_id) in message
