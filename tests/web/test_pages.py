@@ -136,3 +136,37 @@ def test_django_admin_shows_the_audit_log_read_only(client, agent_client, django
     assert client.get("/admin/audit/event/").status_code == 200
     assert client.get("/admin/audit/event/add/").status_code == 403
     assert client.get("/admin/fleet/agent/").status_code == 200
+
+
+def test_admin_creates_a_team_and_an_agent_in_the_ui(client, admin_person):
+    from apps.fleet.models import Agent, Team
+
+    client.force_login(admin_person)
+    response = client.post(
+        reverse("fleet:agents"), {"create": "team", "team-slug": "search", "team-name": "Search"}
+    )
+    assert response.status_code == 302
+    assert Team.objects.get(slug="search").name == "Search"
+    again = client.post(reverse("fleet:agents"), {"create": "team", "team-slug": "search"})
+    assert "already exists" in again.content.decode()
+    response = client.post(
+        reverse("fleet:agents"),
+        {
+            "create": "agent",
+            "agent-slug": "search-bot",
+            "agent-team": "search",
+            "agent-autonomy_mode": "observe",
+            "agent-environment": "prod",
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"] == reverse("fleet:agent", args=["search-bot"])
+    agent = Agent.objects.get(slug="search-bot")
+    assert (agent.team.slug, agent.autonomy_mode) == ("search", "observe")
+    bad = client.post(
+        reverse("fleet:agents"),
+        {"create": "agent", "agent-slug": "Not A Slug", "agent-team": "search"},
+    )
+    assert bad.status_code == 200
+    assert "Enter a valid" in bad.content.decode()
+    assert not Agent.objects.filter(team__slug="search").exclude(slug="search-bot").exists()
