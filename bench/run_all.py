@@ -26,6 +26,7 @@ BENCHES = [
         ],
     ),
     ("import_events peak memory, 100k vs 1M lines", ["import_memory.py"]),
+    ("policy decision with 200 rules vs one rule", ["policy_bench.py"]),
 ]
 
 

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.actions",
     "apps.demo",
+    "apps.policy",
 ]
 
 MIDDLEWARE = [

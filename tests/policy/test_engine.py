@@ -1,0 +1,210 @@
+"""Policy evaluation: every rule kind, deny overriding everything, autonomy modes."""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from apps.policy.engine import CompiledPolicy, Proposal
+from apps.policy.schema import PolicyInvalid, policy_parse
+
+POLICY = """
+description: test policy
+runbooks: ["k8s.restart_*", "k8s.scale_deployment"]
+autonomy_ceiling:
+  capped-bot: suggest
+risk_classification:
+  - match: {action_type: "db.*"}
+    risk: high
+  - match: {target: "k8s://prod/payments/*"}
+    risk: medium
+freeze_windows:
+  - name: black-friday
+    timezone: America/New_York
+    start: "2026-11-27T00:00"
+    end: "2026-11-30T23:59"
+  - name: weekends
+    timezone: Europe/Berlin
+    days: [sat, sun]
+    from: "00:00"
+    to: "23:59"
+approvers: {high: 2, critical: 3}
+rules:
+  - id: no-destructive-db
+    effect: deny
+    description: never drop or truncate
+    match: {action_type: ["db.drop_*", "db.truncate"]}
+  - id: k8s-everywhere
+    effect: allow
+    match: {action_type: "k8s.*", target: "k8s://*/*/*", env: [prod, staging]}
+  - id: db-maintenance
+    effect: allow
+    match: {action_type: "db.vacuum_table", team: data}
+  - id: shaky
+    effect: require_approval
+    match: {env: prod}
+    when: {confidence_below: 0.6}
+  - id: big-blast
+    effect: require_approval
+    when: {blast_radius_above: 10}
+  - id: need-rollback
+    effect: require_approval
+    when: {missing_rollback_plan: true}
+  - id: need-runbook
+    effect: require_approval
+    when: {no_runbook: true}
+  - id: freeze
+    effect: require_approval
+    when: {in_freeze: true}
+    approvers: 2
+"""
+
+WEDNESDAY = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return CompiledPolicy(policy_parse(POLICY), version=12)
+
+
+def proposal(**overrides):
+    values = dict(
+        action_type="k8s.restart_deployment",
+        target="k8s://prod/search/api",
+        env="prod",
+        risk="low",
+        confidence=0.9,
+        agent="k8s-healer",
+        team="platform",
+        autonomy_mode="auto_low_risk",
+        rollback_plan="re-apply the previous revision",
+        parameters={"replicas": 3},
+    )
+    values.update(overrides)
+    return Proposal(**values)
+
+
+def test_allowed_low_risk_action_runs_without_a_person(policy):
+    decision = policy.evaluate(proposal(), now=WEDNESDAY)
+    assert decision.status == "approved"
+    assert decision.matched_rules == ["k8s-everywhere"]
+    assert decision.reasons == [
+        "Approved by the policy: `k8s.restart_deployment` is allowed by rule k8s-everywhere (v12), "
+        "its risk is low and k8s-healer may act alone."
+    ]
+
+
+def test_deny_overrides_everything(policy):
+    decision = policy.evaluate(
+        proposal(action_type="db.drop_table", target="pg://prod/orders"), now=WEDNESDAY
+    )
+    assert decision.status == "denied"
+    assert decision.reasons == [
+        "Denied: `db.drop_table` on pg://prod/orders is refused by rule no-destructive-db (v12): never drop or truncate"
+    ]
+    observe = policy.evaluate(
+        proposal(action_type="db.truncate", autonomy_mode="observe"), now=WEDNESDAY
+    )
+    assert observe.status == "denied"
+
+
+def test_default_is_to_ask_a_person(policy):
+    decision = policy.evaluate(proposal(action_type="cloud.resize_instance"), now=WEDNESDAY)
+    assert decision.status == "pending_approval"
+    assert "No rule allows `cloud.resize_instance`" in decision.reasons[0]
+    empty = CompiledPolicy(policy_parse(""), version=None).evaluate(proposal(), now=WEDNESDAY)
+    assert empty.status == "pending_approval"
+
+
+def test_resource_boundaries_limit_an_allow_rule(policy):
+    wrong_env = policy.evaluate(proposal(env="dev"), now=WEDNESDAY)
+    assert wrong_env.status == "pending_approval"
+    other_team = policy.evaluate(
+        proposal(action_type="db.vacuum_table", team="payments", risk="low"), now=WEDNESDAY
+    )
+    assert "No rule allows" in other_team.reasons[0]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "rule", "phrase"),
+    [
+        ({"confidence": 0.42}, "shaky", "confidence 0.42 is below 0.60"),
+        ({"parameters": {"replicas": 40}}, "big-blast", "blast radius 40 is above 10"),
+        ({"rollback_plan": None}, "need-rollback", "no rollback plan"),
+        (
+            {"action_type": "k8s.cordon_node"},
+            "need-runbook",
+            "`k8s.cordon_node` has no registered runbook",
+        ),
+    ],
+)
+def test_each_approval_condition(policy, overrides, rule, phrase):
+    decision = policy.evaluate(proposal(**overrides), now=WEDNESDAY)
+    assert decision.status == "pending_approval"
+    assert rule in decision.matched_rules
+    assert any(phrase in r and f"{rule} (v12)" in r for r in decision.reasons), decision.reasons
+
+
+def test_freeze_windows_in_their_time_zone(policy):
+    # 2026-11-27 03:00 UTC is still Nov 26 in New York: no freeze yet.
+    assert (
+        policy.evaluate(proposal(), now=datetime(2026, 11, 27, 3, 0, tzinfo=UTC)).status
+        == "approved"
+    )
+    frozen = policy.evaluate(proposal(), now=datetime(2026, 11, 27, 6, 0, tzinfo=UTC))
+    assert frozen.status == "pending_approval"
+    assert "change freeze 'black-friday' is in effect" in " ".join(frozen.reasons)
+    assert frozen.approvers_required == 2
+    # Saturday 00:30 in Berlin is Friday 23:30 UTC.
+    weekend = policy.evaluate(proposal(), now=datetime(2026, 11, 20, 23, 30, tzinfo=UTC))
+    assert "weekends" in " ".join(weekend.reasons)
+
+
+def test_effective_risk_is_the_higher_of_claim_and_classification(policy):
+    decision = policy.evaluate(proposal(target="k8s://prod/payments/api"), now=WEDNESDAY)
+    assert decision.effective_risk == "medium"
+    assert decision.status == "pending_approval"
+    assert "raised by the policy's classification" in " ".join(decision.reasons)
+    db = policy.evaluate(
+        proposal(action_type="db.vacuum_table", team="data", target="pg://prod/x"), now=WEDNESDAY
+    )
+    assert (db.effective_risk, db.approvers_required) == ("high", 2)
+    critical = policy.evaluate(proposal(risk="critical"), now=WEDNESDAY)
+    assert critical.approvers_required == 3
+
+
+def test_autonomy_modes_and_the_ceiling(policy):
+    assert policy.evaluate(proposal(autonomy_mode="observe"), now=WEDNESDAY).status == "recorded"
+    suggest = policy.evaluate(proposal(autonomy_mode="suggest"), now=WEDNESDAY)
+    assert suggest.status == "pending_approval"
+    assert "suggest mode" in " ".join(suggest.reasons)
+    capped = policy.evaluate(proposal(agent="capped-bot"), now=WEDNESDAY)
+    assert capped.status == "pending_approval"
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "phrase"),
+    [
+        (
+            "rules:\n  - id: a\n    effect: allow\n  - id: b\n    effect: maybe\n",
+            5,
+            "Invalid enum value 'maybe'",
+        ),
+        ("rules:\n  - id: a\n    effect: allow\n    mtch: {}\n", 2, "unknown field `mtch`"),
+        ("rules:\n  - id: a\n    effect: deny\n  - id: a\n    effect: allow\n", 4, "used twice"),
+        (
+            "freeze_windows:\n  - name: x\n    timezone: Mars/Olympus\n    days: [sat]\n",
+            3,
+            "unknown time zone",
+        ),
+        ("freeze_windows:\n  - name: x\n    start: soon\n    end: later\n", 3, "not a date"),
+        ("rules: [\n", None, "not valid YAML"),
+        ("- just a list\n", 1, "must be a mapping"),
+    ],
+)
+def test_errors_name_the_offending_line(text, line, phrase):
+    with pytest.raises(PolicyInvalid) as excinfo:
+        policy_parse(text)
+    error = excinfo.value.errors[0]
+    assert phrase in str(error)
+    if line is not None:
+        assert error.line == line
