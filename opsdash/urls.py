@@ -3,12 +3,15 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.actions.api import ActionDetailView, ActionProposeView
 from apps.audit.api import EventListCreateView, LimitsView
 from apps.core.views import healthz, home
 
 api_v1 = [
     path("events", EventListCreateView.as_view(), name="events"),
     path("limits", LimitsView.as_view(), name="limits"),
+    path("actions", ActionProposeView.as_view(), name="actions"),
+    path("actions/<str:action_id>", ActionDetailView.as_view(), name="action"),
 ]
 
 urlpatterns = [

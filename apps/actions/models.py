@@ -57,6 +57,11 @@ class Action(models.Model):
     parameters = models.JSONField(default=dict, blank=True)
     agent_version = models.CharField(max_length=64, blank=True)
     prompt_version = models.CharField(max_length=64, blank=True)
+    # SHA-256 of the arguments (type, target, env, parameters): an approval binds to these.
+    proposal_hash = models.CharField(max_length=64, blank=True)
+    effective_risk = models.CharField(max_length=10, blank=True)
+    approvers_required = models.PositiveSmallIntegerField(default=0)
+    matched_rules = models.JSONField(default=list, blank=True)
 
     # Earliest alert of the action (time to propose starts here).
     first_alert_at = models.DateTimeField(null=True, blank=True)

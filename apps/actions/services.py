@@ -10,6 +10,7 @@ from django.db import connection
 from django.utils import timezone
 
 from apps.actions.models import Action, ActionStatus
+from apps.audit.canonical import content_hash, encode_json
 from apps.audit.models import EventType
 from apps.core.db import pg_insert_missing, rows_update
 
@@ -121,6 +122,7 @@ def _fold(action: Action, fact: ActionFact) -> None:
             action.parameters = data.get("parameters", {})
             action.agent_version = fact.agent_version
             action.prompt_version = fact.prompt_version
+            action.proposal_hash = proposal_arguments_hash(data)
     elif kind in (EventType.POLICY_DECISION, EventType.APPROVAL):
         decision = data.get("decision", "")
         if kind == EventType.APPROVAL:
@@ -135,6 +137,9 @@ def _fold(action: Action, fact: ActionFact) -> None:
                 action.approvals = sorted([*action.approvals, entry], key=lambda a: a["ts"])
         else:
             action.policy_version = str(data.get("policy_version") or "")
+            action.effective_risk = data.get("effective_risk") or action.effective_risk
+            action.approvers_required = data.get("approvers_required") or 0
+            action.matched_rules = data.get("matched_rules", [])
             if kind == EventType.POLICY_DECISION and decision == "pending_approval":
                 action.decision_reasons = data.get("reasons", [])
         if decision in FINAL_DECISIONS and _later(
@@ -178,6 +183,20 @@ def _fold(action: Action, fact: ActionFact) -> None:
         action.verdict_at = fact.ts
         action.verdict_event_id = fact.event_id
         action.verdict_by = data.get("by", "")
+
+
+def proposal_arguments_hash(data: dict[str, Any]) -> str:
+    """What an approval is an approval of: the action, where, and with which parameters."""
+    return content_hash(
+        encode_json(
+            {
+                "action_type": data.get("action_type", ""),
+                "target": data.get("target", ""),
+                "env": data.get("env", ""),
+                "parameters": data.get("parameters", {}),
+            }
+        )
+    )
 
 
 def derive_status(action: Action) -> str:

@@ -121,6 +121,7 @@ class PolicyDecisionData(Struct):
     policy_version: int | str | None = None
     matched_rules: list[str] = []
     effective_risk: Risk | None = None
+    approvers_required: Annotated[int, Meta(ge=0, le=10)] = 0
 
 
 class ApprovalData(Struct):

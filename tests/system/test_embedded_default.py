@@ -120,16 +120,17 @@ def test_ctrl_c_stops_the_web_server_and_the_worker(tmp_path):
             log.read_text()[-2000:]
         )
         assert wait_for(lambda: _ok(f"http://127.0.0.1:{port}/healthz"), timeout=30)
+        assert len(_processes_of(tmp_path)) >= 3  # run_embedded, gunicorn (+workers), celery
         os.killpg(runner.pid, signal.SIGINT)
         runner.wait(timeout=30)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and _group_alive(runner.pid):
+        while time.monotonic() < deadline and _processes_of(tmp_path):
             time.sleep(0.2)
-        assert not _group_alive(runner.pid), "a child of run_embedded outlived Ctrl-C"
+        assert not _processes_of(tmp_path), "a process of run_embedded outlived Ctrl-C"
         assert not _ok(f"http://127.0.0.1:{port}/healthz")
     finally:
-        if _group_alive(runner.pid):
-            os.killpg(runner.pid, signal.SIGKILL)
+        for pid in _processes_of(tmp_path):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _ok(url):
@@ -139,11 +140,21 @@ def _ok(url):
         return False
 
 
-def _group_alive(pgid):
+def _processes_of(var_dir):
+    """Every live process started for this embedded instance (found by its OPSDASH_VAR_DIR)."""
     import os
+    from pathlib import Path
 
-    try:
-        os.killpg(pgid, 0)
-        return True
-    except ProcessLookupError:
-        return False
+    marker = f"OPSDASH_VAR_DIR={var_dir}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            state = (proc / "stat").read_text().split(") ")[-1][0]
+        except OSError:
+            continue
+        if marker + b"\0" in environ + b"\0" and state != "Z":
+            found.append(int(proc.name))
+    return [pid for pid in found if pid != os.getpid()]

@@ -1,3 +1,4 @@
+import contextlib
 import os
 import signal
 import subprocess
@@ -46,6 +47,9 @@ class Command(BaseCommand):
                     "WEB_WORKERS": "2",
                     "WEB_THREADS": "8",
                 },
+                # Each child leads its own process group, so stopping it reaches its own
+                # children too (gunicorn workers, the Celery pool) and nothing is orphaned.
+                start_new_session=True,
             ),
             subprocess.Popen(  # noqa: S603 - fixed argv, our own interpreter
                 [
@@ -63,6 +67,7 @@ class Command(BaseCommand):
                     "--hostname",
                     "embedded@%h",
                 ],
+                start_new_session=True,
             ),
         ]
         url = f"http://{options['bind']}/"
@@ -74,14 +79,12 @@ class Command(BaseCommand):
 
         def stop(*_: Any) -> None:
             for process in processes:
-                if process.poll() is None:
-                    process.terminate()
+                _signal_group(process, signal.SIGTERM)
             deadline = time.monotonic() + 10
             for process in processes:
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):  # killed just below
                     process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                _signal_group(process, signal.SIGKILL)  # whatever of its group is left
 
         def terminate(*_: Any) -> None:
             stop()
@@ -102,3 +105,8 @@ class Command(BaseCommand):
             self.stdout.write("\nStopping…")
         finally:
             stop()
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)

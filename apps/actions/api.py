@@ -1,0 +1,131 @@
+import time
+from typing import Any, cast
+
+from django.db import close_old_connections
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.accounts.authentication import AgentPrincipal
+from apps.accounts.permissions import scope_permission
+from apps.accounts.roles import VIEWER
+from apps.actions.models import Action, ActionStatus
+from apps.actions.propose import ProposalAnswer, ProposalRejected, action_propose, proposal_decode
+from apps.fleet.models import Agent, TokenScope
+
+MAX_WAIT_SECONDS = 60
+POLL_SECONDS = 0.5
+
+ActionsPropose = scope_permission(
+    TokenScope.ACTIONS_PROPOSE,
+    people_message="Agents propose actions: use an agent token with the actions:propose scope.",
+)
+ActionsRead = scope_permission(TokenScope.ACTIONS_PROPOSE, VIEWER)
+
+DecisionSerializer = inline_serializer(
+    "ActionDecision",
+    fields={
+        "action_id": serializers.CharField(),
+        "status": serializers.ChoiceField(choices=ActionStatus.choices),
+        "reasons": serializers.ListField(
+            child=serializers.CharField(), help_text="Human-readable."
+        ),
+        "policy_version": serializers.IntegerField(allow_null=True),
+        "effective_risk": serializers.CharField(),
+        "approvers_required": serializers.IntegerField(),
+        "matched_rules": serializers.ListField(child=serializers.CharField()),
+    },
+)
+
+
+class _Locked(exceptions.APIException):
+    status_code = status.HTTP_423_LOCKED
+    default_code = "halted"
+
+
+class _Conflict(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _raise(exc: ProposalRejected) -> None:
+    if exc.status == 423:
+        raise _Locked(exc.message)
+    if exc.status == 409:
+        raise _Conflict(exc.message)
+    raise exceptions.ValidationError(exc.detail or {"non_field_errors": [exc.message]})
+
+
+class ActionProposeView(APIView):
+    parser_classes: list[Any] = []
+    permission_classes = [IsAuthenticated, ActionsPropose]
+
+    @extend_schema(
+        summary="Propose an action and get the policy's decision",
+        description=(
+            "Evaluates the active policy, the agent's autonomy mode and its halted state. "
+            "`approved`: run it now. `pending_approval`: wait (poll GET with ?wait=). "
+            "`denied`: never. `recorded`: observe mode, never run. The same action_id with the "
+            "same arguments returns the same answer (200); other arguments give 409."
+        ),
+        request={"application/json": {"$ref": "#/components/schemas/ProposalData"}},
+        responses={
+            201: DecisionSerializer,
+            200: DecisionSerializer,
+            400: OpenApiResponse(description="The proposal is not valid (errors per field)."),
+            409: OpenApiResponse(description="The action_id was proposed with other arguments."),
+            423: OpenApiResponse(description="The agent is halted."),
+        },
+        tags=["actions"],
+    )
+    def post(self, request: Request) -> Response:
+        if (request.content_type or "").split(";")[0].strip() != "application/json":
+            raise exceptions.UnsupportedMediaType(request.content_type or "none")
+        agent = cast(AgentPrincipal, request.user).agent
+        agent = Agent.objects.select_related("team").get(pk=agent.pk)  # fresh halted flag
+        try:
+            answer = action_propose(agent=agent, proposal=proposal_decode(request.body))
+        except ProposalRejected as exc:
+            _raise(exc)
+            raise  # unreachable: _raise always raises
+        code = status.HTTP_201_CREATED if answer.created else status.HTTP_200_OK
+        return Response(answer.as_dict(), status=code)
+
+
+class ActionDetailView(APIView):
+    permission_classes = [IsAuthenticated, ActionsRead]
+
+    @extend_schema(
+        summary="An action's status, optionally waiting for a decision",
+        parameters=[
+            OpenApiParameter(
+                "wait", int, description=f"Seconds (≤ {MAX_WAIT_SECONDS}) to wait while pending."
+            )
+        ],
+        responses={200: DecisionSerializer, 404: OpenApiResponse(description="No such action.")},
+        tags=["actions"],
+    )
+    def get(self, request: Request, action_id: str) -> Response:
+        try:
+            wait = min(max(float(request.query_params.get("wait", 0)), 0), MAX_WAIT_SECONDS)
+        except ValueError as exc:
+            raise exceptions.ValidationError({"wait": ["A number of seconds."]}) from exc
+        deadline = time.monotonic() + wait
+        while True:
+            action = Action.objects.visible_to(request.user).filter(action_id=action_id).first()
+            if action is None:
+                raise exceptions.NotFound(f"No action {action_id!r}.")
+            if action.status != ActionStatus.PENDING_APPROVAL or time.monotonic() >= deadline:
+                return Response(ProposalAnswer(action, created=False).as_dict())
+            # Long-polling holds one thread of a threaded worker, not a process; the database
+            # connection is released between looks.
+            close_old_connections()
+            time.sleep(POLL_SECONDS)
