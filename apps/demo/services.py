@@ -1,6 +1,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -72,6 +73,7 @@ def demo_fleet_seed(
         if with_people:
             result.people_created = _people_ensure()
 
+    demo_policy_load()
     marker = DemoSeed.objects.first()
     if marker is not None and not force:
         result.already_seeded = True
@@ -101,6 +103,20 @@ def demo_fleet_seed(
             anchor=generator.cutoff, seed=DEMO_SEED, events_accepted=result.events_accepted
         )
     return result
+
+
+DEMO_POLICY = Path(__file__).with_name("policy.yaml")
+
+
+def demo_policy_load() -> None:
+    """The demo policy, unless a policy is already active (never overwrite someone's edits)."""
+    from apps.policy.models import PolicyVersion
+    from apps.policy.services import policy_version_create
+
+    if not PolicyVersion.objects.filter(active=True).exists():
+        policy_version_create(
+            source=DEMO_POLICY.read_text(), created_by="seed_demo", note="demo policy"
+        )
 
 
 def _people_ensure() -> int:

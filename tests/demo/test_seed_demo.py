@@ -68,3 +68,15 @@ def test_a_fleet_seeded_now_has_nothing_from_the_future():
     result = demo_fleet_seed(anchor=now, days=3, incidents_per_day=12)
     assert result.events_rejected == 0
     assert not Event.objects.filter(ts__gt=now).exists()
+
+
+def test_the_demo_policy_is_loaded_once_and_never_over_an_existing_one():
+    from apps.policy.models import PolicyVersion
+    from apps.policy.services import policy_version_create
+
+    demo_fleet_seed(anchor=ANCHOR, days=1, incidents_per_day=2)
+    demo = PolicyVersion.objects.get(active=True)
+    assert demo.created_by == "seed_demo"
+    custom, _ = policy_version_create(source="rules: []\n")
+    demo_fleet_seed(anchor=ANCHOR, days=1, incidents_per_day=2, force=True)
+    assert PolicyVersion.objects.get(active=True) == custom
