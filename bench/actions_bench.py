@@ -6,15 +6,13 @@ Target (DESIGN.md): p99 ≤ 20 ms at 200 req/s.
 """
 
 import argparse
-import os
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, django_setup, scratch_database
+from common import django_setup, production_server, scratch_database
 
 
 def paced(
@@ -72,30 +70,8 @@ def main() -> None:
     agent = Agent.objects.get(slug="k8s-healer")
     _, token = agent_token_mint(agent=agent, scopes=["actions:propose"], ttl=None)
     port = 8766
-    env = dict(
-        os.environ, DATABASE_URL=url, WEB_BIND=f"127.0.0.1:{port}", WEB_ACCESS_LOG="/dev/null"
-    )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "opsdash/gunicorn.conf.py",
-            "opsdash.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    import requests
-
+    server = production_server(port, DATABASE_URL=url)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.get(f"{base}/api/v1/limits", timeout=5)
-            break
-        except requests.RequestException:
-            time.sleep(0.2)
     headers = {"Authorization": f"Bearer {token}"}
     run = time.time_ns()
 

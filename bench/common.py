@@ -1,7 +1,9 @@
 """Shared set-up for the benchmarks: a scratch PostgreSQL database and Django."""
 
 import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -35,3 +37,32 @@ def django_setup(database_url: str, *, migrate: bool = True) -> None:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
+
+
+def production_server(port: int, **env_overrides: str) -> subprocess.Popen[bytes]:
+    """Starts opsdash under its production gunicorn config on loopback and waits until it answers."""
+    import requests
+
+    env = dict(
+        os.environ, WEB_BIND=f"127.0.0.1:{port}", WEB_ACCESS_LOG="/dev/null", **env_overrides
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            "opsdash/gunicorn.conf.py",
+            "opsdash.wsgi:application",
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    for _ in range(150):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/api/v1/limits", timeout=5)
+            return server
+        except requests.RequestException:
+            time.sleep(0.2)
+    server.terminate()
+    raise RuntimeError("the server did not start in 30 s")

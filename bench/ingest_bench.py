@@ -11,7 +11,6 @@ import argparse
 import io
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -22,6 +21,8 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from common import production_server  # noqa: E402
 
 
 def main() -> None:
@@ -106,18 +107,8 @@ def main() -> None:
         server_env["WEB_WORKERS"] = str(args.workers)
     if args.threads:
         server_env["WEB_THREADS"] = str(args.threads)
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "opsdash/gunicorn.conf.py",
-            "opsdash.wsgi:application",
-        ],
-        cwd=ROOT,
-        env=server_env,
-    )
+    extra = {k: v for k, v in server_env.items() if k in ("WEB_WORKERS", "WEB_THREADS")}
+    server = production_server(port, **extra)
     import runpy
 
     saved_env = dict(os.environ)
@@ -129,12 +120,6 @@ def main() -> None:
     import requests
 
     url = f"http://127.0.0.1:{port}/api/v1/events"
-    for _ in range(100):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/api/v1/limits", timeout=5)
-            break
-        except requests.RequestException:
-            time.sleep(0.2)
     latencies: list[float] = []
     accepted = 0
     lock = threading.Lock()
