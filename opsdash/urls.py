@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.actions.api import ActionDetailView, ActionProposeView
+from apps.actions.api import ActionDecideView, ActionDetailView, ActionProposeView
 from apps.audit.api import EventListCreateView, LimitsView
 from apps.core.views import healthz, home
 
@@ -12,6 +12,11 @@ api_v1 = [
     path("limits", LimitsView.as_view(), name="limits"),
     path("actions", ActionProposeView.as_view(), name="actions"),
     path("actions/<str:action_id>", ActionDetailView.as_view(), name="action"),
+    re_path(
+        r"^actions/(?P<action_id>[^/]+)/(?P<verdict>approve|reject)$",
+        ActionDecideView.as_view(),
+        name="action-decide",
+    ),
 ]
 
 urlpatterns = [

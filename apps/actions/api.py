@@ -15,8 +15,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.accounts.authentication import AgentPrincipal
-from apps.accounts.permissions import scope_permission
-from apps.accounts.roles import VIEWER
+from apps.accounts.permissions import HasRole, scope_permission
+from apps.accounts.roles import APPROVER, VIEWER
+from apps.actions.decide import DecisionRefused, action_decide
 from apps.actions.models import Action, ActionStatus
 from apps.actions.propose import ProposalAnswer, ProposalRejected, action_propose, proposal_decode
 from apps.fleet.models import Agent, TokenScope
@@ -29,6 +30,12 @@ ActionsPropose = scope_permission(
     people_message="Agents propose actions: use an agent token with the actions:propose scope.",
 )
 ActionsRead = scope_permission(TokenScope.ACTIONS_PROPOSE, VIEWER)
+
+
+class HasApproverRole(HasRole):
+    roles = (APPROVER,)
+    message = "Deciding actions needs the approver role."
+
 
 DecisionSerializer = inline_serializer(
     "ActionDecision",
@@ -129,3 +136,36 @@ class ActionDetailView(APIView):
             # connection is released between looks.
             close_old_connections()
             time.sleep(POLL_SECONDS)
+
+
+class ActionDecideView(APIView):
+    """Approve or reject a pending action as a person (approver role), e.g. from a chat bot."""
+
+    permission_classes = [IsAuthenticated, HasApproverRole]
+
+    @extend_schema(
+        summary="Approve or reject a pending action",
+        request=inline_serializer(
+            "ActionDecisionIn",
+            fields={
+                "reason": serializers.CharField(required=False, help_text="Required to reject."),
+                "comment": serializers.CharField(required=False),
+            },
+        ),
+        responses={200: DecisionSerializer, 409: OpenApiResponse(description="Already decided.")},
+        tags=["actions"],
+    )
+    def post(self, request: Request, action_id: str, verdict: str) -> Response:
+        try:
+            outcome = action_decide(
+                action_id=action_id,
+                user=request.user,
+                approve=verdict == "approve",
+                reason=str(request.data.get("reason", "")),
+                comment=str(request.data.get("comment", "")),
+            )
+        except DecisionRefused as exc:
+            raise _Conflict(str(exc)) from exc
+        body = ProposalAnswer(outcome.action, created=False).as_dict()
+        body["votes"], body["votes_required"] = outcome.votes, outcome.required
+        return Response(body)

@@ -131,6 +131,7 @@ def _fold(action: Action, fact: ActionFact) -> None:
                 "by": data.get("by", ""),
                 "decision": decision,
                 "reason": data.get("reason", ""),
+                "comment": data.get("comment", ""),
                 "ts": fact.ts.isoformat(),
             }
             if all(a.get("event_id") != fact.event_id for a in action.approvals):

@@ -125,9 +125,14 @@ class PolicyDecisionData(Struct):
 
 
 class ApprovalData(Struct):
-    decision: Literal["approved", "rejected", "expired"]
+    """A person's decision. `approve` is one vote towards the approvers a policy requires;
+    `approved` is the final decision (the last vote, or a one-approver action)."""
+
+    decision: Literal["approve", "approved", "rejected", "expired"]
     by: ShortText = ""
     reason: str = ""
+    comment: str = ""
+    proposal_hash: str = ""
 
 
 class VerdictData(Struct):
