@@ -138,6 +138,13 @@ class ActionDetailView(APIView):
             time.sleep(POLL_SECONDS)
 
 
+class DecisionInSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        required=False, allow_blank=True, max_length=2000, help_text="Required to reject."
+    )
+    comment = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
 class ActionDecideView(APIView):
     """Approve or reject a pending action as a person (approver role), e.g. from a chat bot."""
 
@@ -145,24 +152,20 @@ class ActionDecideView(APIView):
 
     @extend_schema(
         summary="Approve or reject a pending action",
-        request=inline_serializer(
-            "ActionDecisionIn",
-            fields={
-                "reason": serializers.CharField(required=False, help_text="Required to reject."),
-                "comment": serializers.CharField(required=False),
-            },
-        ),
+        request=DecisionInSerializer,
         responses={200: DecisionSerializer, 409: OpenApiResponse(description="Already decided.")},
         tags=["actions"],
     )
     def post(self, request: Request, action_id: str, verdict: str) -> Response:
+        given = DecisionInSerializer(data=request.data)
+        given.is_valid(raise_exception=True)
         try:
             outcome = action_decide(
                 action_id=action_id,
                 user=request.user,
                 approve=verdict == "approve",
-                reason=str(request.data.get("reason", "")),
-                comment=str(request.data.get("comment", "")),
+                reason=given.validated_data.get("reason", ""),
+                comment=given.validated_data.get("comment", ""),
             )
         except DecisionRefused as exc:
             raise _Conflict(str(exc)) from exc

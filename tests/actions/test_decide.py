@@ -143,3 +143,21 @@ def test_two_approvers_at_the_same_moment_make_one_outcome(agent, make_person):
     assert outcomes[0] == "decided"
     assert outcomes[1].startswith("Already decided")  # the second person sees what happened
     assert Event.objects.filter(action_id="act-1", type="approval").count() == 1
+
+
+def test_a_malformed_decision_body_is_a_400(agent, make_person, client):
+    _pending(agent)
+    client.force_login(make_person("ada", "approver"))
+    assert (
+        client.post(
+            "/api/v1/actions/act-1/approve", [1, 2], content_type="application/json"
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/api/v1/actions/act-1/reject", {"reason": "x" * 5000}, content_type="application/json"
+        ).status_code
+        == 400
+    )
+    assert Action.objects.get(action_id="act-1").status == "pending_approval"
