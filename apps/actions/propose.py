@@ -15,6 +15,7 @@ from apps.actions.services import actions_lock_for_ingest, proposal_arguments_ha
 from apps.audit.canonical import encode_json, format_ts
 from apps.audit.models import EventSource
 from apps.audit.schemas import ProposalData
+from apps.audit.services.event_prepare import msgspec_errors
 from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
 from apps.fleet.models import Agent
 from apps.policy.engine import Proposal
@@ -63,8 +64,6 @@ def proposal_decode(body: bytes) -> ProposalIn:
     try:
         proposal = msgspec.json.decode(body, type=ProposalIn)
     except msgspec.ValidationError as exc:
-        from apps.audit.services.event_prepare import msgspec_errors
-
         raise ProposalRejected(400, "The proposal is not valid.", msgspec_errors(exc)) from exc
     except msgspec.DecodeError as exc:
         raise ProposalRejected(400, f"The body is not valid JSON: {exc}.") from exc
@@ -83,7 +82,8 @@ def action_propose(
     if agent.halted:
         raise ProposalRejected(
             423,
-            f"{agent.slug} is halted: {agent.halted_reason or 'no reason given'}. Nothing may run until a person resumes it.",
+            f"{agent.slug} is halted: {agent.halted_reason or 'no reason given'}. "
+            "Nothing may run until a person resumes it.",
         )
     now = now or timezone.now()
     data = msgspec.to_builtins(proposal)
