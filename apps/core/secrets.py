@@ -5,7 +5,6 @@ and costs microseconds instead of ~100 ms per request.
 """
 
 import hashlib
-import hmac
 import secrets
 
 AGENT_TOKEN_PREFIX = "opsa_"
@@ -19,7 +18,3 @@ def token_generate(prefix: str) -> str:
 
 def token_digest(raw_token: str) -> str:
     return hashlib.sha256(raw_token.encode()).hexdigest()
-
-
-def digests_equal(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)

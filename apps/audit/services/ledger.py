@@ -89,24 +89,6 @@ def ledger_batch_seal(
     return seal
 
 
-def event_content_hash(event: Event) -> str:
-    """Recomputes an event's hash from its stored columns."""
-    return content_hash(
-        canonical_event(
-            event_id=str(event.id),
-            ts=event.ts,
-            agent_slug=event.agent.slug,
-            event_type=event.type,
-            action_id=event.action_id,
-            incident_id=event.incident_id,
-            agent_version=event.agent_version,
-            prompt_version=event.prompt_version,
-            data=event.data,
-            source=event.source,
-        )
-    )
-
-
 # The stored columns a hash covers, data as JSON text (decoded by msgspec: faster than the ORM).
 _VERIFY_COLUMNS = (
     "id",
