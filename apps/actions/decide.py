@@ -3,10 +3,13 @@
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 
 from apps.actions.models import Action, ActionStatus
 from apps.audit.services.opsdash_events import opsdash_event_record
+from apps.fleet.models import Agent
 
 
 class DecisionRefused(Exception):
@@ -25,6 +28,12 @@ def _approvers_so_far(action: Action) -> list[str]:
     return sorted(
         {a["by"] for a in action.approvals if a.get("decision") in ("approve", "approved")}
     )
+
+
+def agent_owner_usernames(agent: Agent) -> set[str]:
+    """The agent's owners and its team's owners: answerable for what the agent does."""
+    users = get_user_model().objects.filter(Q(owned_agents=agent) | Q(owned_teams=agent.team_id))
+    return set(users.values_list("username", flat=True))
 
 
 def action_decide(
@@ -55,6 +64,12 @@ def action_decide(
             )
         votes = len(voters) + (1 if approve else 0)
         final = not approve or votes >= required
+        if approve and final and action.separation_of_duties:
+            owners = agent_owner_usernames(action.agent)
+            if {*voters, username} <= owners:
+                # The vote counts, but one approver from outside the owners is still needed.
+                final = False
+                required = votes + 1
         decision = ("approved" if final else "approve") if approve else "rejected"
         opsdash_event_record(
             agent=action.agent,

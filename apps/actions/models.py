@@ -61,7 +61,12 @@ class Action(models.Model):
     proposal_hash = models.CharField(max_length=64, blank=True)
     effective_risk = models.CharField(max_length=10, blank=True)
     approvers_required = models.PositiveSmallIntegerField(default=0)
+    separation_of_duties = models.BooleanField(default=False)
     matched_rules = models.JSONField(default=list, blank=True)
+    # Deadlines set by the policy decision; escalated_at is set once by the escalation sweep.
+    escalate_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
 
     # Earliest alert of the action (time to propose starts here).
     first_alert_at = models.DateTimeField(null=True, blank=True)
@@ -101,6 +106,12 @@ class Action(models.Model):
             models.Index(fields=["status", "-proposed_at"], name="action_status"),
             models.Index(fields=["agent", "-proposed_at"], name="action_agent"),
             models.Index(fields=["incident_id"], name="action_incident"),
+            # The sweep finds pending actions past their deadlines without scanning history.
+            models.Index(
+                fields=["expires_at"],
+                condition=models.Q(status="pending_approval"),
+                name="action_pending_expiry",
+            ),
             # Violations are rare and counted on every page (top bar): a partial index.
             models.Index(
                 fields=["policy_violation"],

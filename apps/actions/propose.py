@@ -143,6 +143,8 @@ def action_propose(
                     "matched_rules": decision.matched_rules,
                     "effective_risk": decision.effective_risk,
                     "approvers_required": decision.approvers_required,
+                    "separation_of_duties": decision.separation_of_duties,
+                    **{k: format_ts(v) for k, v in decision.deadlines(now).items()},
                 },
             },
         ]

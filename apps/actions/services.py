@@ -141,6 +141,9 @@ def _fold(action: Action, fact: ActionFact) -> None:
             action.effective_risk = data.get("effective_risk") or action.effective_risk
             action.approvers_required = data.get("approvers_required") or 0
             action.matched_rules = data.get("matched_rules", [])
+            action.separation_of_duties = bool(data.get("separation_of_duties"))
+            action.escalate_at = _parse_ts(data.get("escalate_at"))
+            action.expires_at = _parse_ts(data.get("expires_at"))
             if kind == EventType.POLICY_DECISION and decision == "pending_approval":
                 action.decision_reasons = data.get("reasons", [])
         if decision in FINAL_DECISIONS and _later(
@@ -184,6 +187,10 @@ def _fold(action: Action, fact: ActionFact) -> None:
         action.verdict_at = fact.ts
         action.verdict_event_id = fact.event_id
         action.verdict_by = data.get("by", "")
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
 
 
 def proposal_arguments_hash(data: dict[str, Any]) -> str:

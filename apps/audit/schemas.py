@@ -122,6 +122,10 @@ class PolicyDecisionData(Struct):
     matched_rules: list[str] = []
     effective_risk: Risk | None = None
     approvers_required: Annotated[int, Meta(ge=0, le=10)] = 0
+    separation_of_duties: bool = False
+    # When a pending action notifies the escalation group, and when it expires undecided.
+    escalate_at: Annotated[datetime, Meta(tz=True)] | None = None
+    expires_at: Annotated[datetime, Meta(tz=True)] | None = None
 
 
 class ApprovalData(Struct):

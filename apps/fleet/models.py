@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -21,6 +22,11 @@ class Team(models.Model):
     name = models.CharField(max_length=200)
     cost_centre = models.CharField(max_length=64, blank=True)
     owner_email = models.EmailField(blank=True)
+    # People answerable for the team's agents: under separation of duties they cannot be an
+    # action's only approvers.
+    owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="owned_teams"
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -50,6 +56,12 @@ class Agent(models.Model):
     halted_at = models.DateTimeField(null=True, blank=True)
     anthropic_api_key_id = models.CharField(max_length=128, blank=True)
     cloud_tags = models.JSONField(default=dict, blank=True)
+    owners = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="owned_agents"
+    )
+    # Called (signed, retried) when one of the agent's actions is decided; optional.
+    callback_url = models.URLField(max_length=500, blank=True)
+    callback_secret = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = AgentQuerySet.as_manager()

@@ -7,11 +7,12 @@ effective risk is low and no require_approval condition holds. Everything else n
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from fnmatch import translate
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from apps.core.durations import parse_ttl
 from apps.policy.schema import FreezeWindow, Match, PolicyDocument, Rule
 
 RISK_LEVEL = {"low": 0, "medium": 1, "high": 2, "critical": 3}
@@ -44,6 +45,9 @@ class Decision:
     effective_risk: str
     approvers_required: int
     decided_by_policy: bool
+    separation_of_duties: bool = False
+    escalate_after: timedelta | None = None
+    expire_after: timedelta | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -54,6 +58,17 @@ class Decision:
             "effective_risk": self.effective_risk,
             "approvers_required": self.approvers_required,
         }
+
+    def deadlines(self, now: datetime) -> dict[str, datetime]:
+        """Escalation and expiry instants for a pending decision made at `now`."""
+        if self.status != "pending_approval":
+            return {}
+        out = {}
+        if self.escalate_after is not None:
+            out["escalate_at"] = now + self.escalate_after
+        if self.expire_after is not None:
+            out["expires_at"] = now + self.expire_after
+        return out
 
 
 class _Matcher:
@@ -180,8 +195,21 @@ class CompiledPolicy:
             )
         plural = "s" if approvers > 1 else ""
         reasons.append(f"{approvers} distinct approver{plural} needed.")
+        separation = self.document.approvers.separation_of_duties
+        if separation:
+            reasons.append("Separation of duties: the agent's owners cannot be its only approvers.")
+        deadline = getattr(self.document.deadlines, effective_risk)
         return Decision(
-            "pending_approval", reasons, matched, self.version, effective_risk, approvers, False
+            "pending_approval",
+            reasons,
+            matched,
+            self.version,
+            effective_risk,
+            approvers,
+            False,
+            separation_of_duties=separation,
+            escalate_after=parse_ttl(deadline.escalate_after or ""),
+            expire_after=parse_ttl(deadline.expire_after or ""),
         )
 
     def _effective_risk(self, proposal: Proposal) -> str:

@@ -86,6 +86,26 @@ class Approvers(Struct, forbid_unknown_fields=True):
     separation_of_duties: bool = False
 
 
+Duration = Annotated[str, Meta(pattern=r"^\s*\d+\s*[smhdw]\s*$")]
+
+
+class Deadline(Struct, forbid_unknown_fields=True):
+    """How long a pending action of one risk waits before escalation, and before expiry."""
+
+    escalate_after: Duration | None = None
+    expire_after: Duration | None = None
+
+
+class Deadlines(Struct, forbid_unknown_fields=True):
+    """Per effective risk; `escalate_to` is the role group notified when one escalates."""
+
+    low: Deadline = msgspec.field(default_factory=lambda: Deadline("4h", "24h"))
+    medium: Deadline = msgspec.field(default_factory=lambda: Deadline("1h", "8h"))
+    high: Deadline = msgspec.field(default_factory=lambda: Deadline("30m", "4h"))
+    critical: Deadline = msgspec.field(default_factory=lambda: Deadline("15m", "2h"))
+    escalate_to: Literal["approver", "sre_lead", "admin"] = "sre_lead"
+
+
 class PolicyDocument(Struct, forbid_unknown_fields=True):
     rules: list[Rule] = []
     risk_classification: list[RiskClass] = []
@@ -93,6 +113,7 @@ class PolicyDocument(Struct, forbid_unknown_fields=True):
     autonomy_ceiling: dict[str, Mode] = {}
     freeze_windows: list[FreezeWindow] = []
     approvers: Approvers = msgspec.field(default_factory=Approvers)
+    deadlines: Deadlines = msgspec.field(default_factory=Deadlines)
     blast_radius_parameter: str = "replicas"
     description: str = ""
 

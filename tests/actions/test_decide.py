@@ -161,3 +161,49 @@ def test_a_malformed_decision_body_is_a_400(agent, make_person, client):
         == 400
     )
     assert Action.objects.get(action_id="act-1").status == "pending_approval"
+
+
+def _load_policy(source: str) -> None:
+    from apps.policy.services import policy_version_create
+
+    policy_version_create(source=source, created_by="test")
+
+
+def test_separation_of_duties_needs_an_approver_outside_the_owners(agent, make_person):
+    _load_policy("approvers: {medium: 1, separation_of_duties: true}\n")
+    owner, outsider = make_person("olga", "approver"), make_person("ada", "approver")
+    team_owner = make_person("tom", "approver")
+    agent.owners.add(owner)
+    agent.team.owners.add(team_owner)
+    action = _pending(agent)
+    assert action.separation_of_duties
+    first = action_decide(action_id="act-1", user=owner, approve=True)
+    assert (first.final, first.votes, first.required) == (False, 1, 2)
+    second = action_decide(action_id="act-1", user=team_owner, approve=True)
+    assert (second.final, second.votes, second.required) == (False, 2, 3)
+    assert Action.objects.get(action_id="act-1").status == "pending_approval"
+    third = action_decide(action_id="act-1", user=outsider, approve=True)
+    assert third.final
+    assert Action.objects.get(action_id="act-1").decided_by == "ada"
+
+
+def test_without_separation_of_duties_an_owner_may_approve_alone(agent, make_person):
+    owner = make_person("olga", "approver")
+    agent.owners.add(owner)
+    _pending(agent)
+    assert action_decide(action_id="act-1", user=owner, approve=True).final
+
+
+def test_the_decision_sets_deadlines_by_effective_risk(agent):
+    _load_policy(
+        "deadlines:\n  high: {escalate_after: 10m, expire_after: 1h}\n"
+        "  medium: {expire_after: 2h}\n"
+    )
+    high = _pending(agent, action_id="act-high", risk="high")
+    assert high.escalate_at - high.proposed_at == timedelta(minutes=10)
+    assert high.expires_at - high.proposed_at == timedelta(hours=1)
+    medium = _pending(agent, action_id="act-medium", risk="medium")
+    assert medium.escalate_at is None
+    assert medium.expires_at - medium.proposed_at == timedelta(hours=2)
+    event = Event.objects.get(action_id="act-high", type="policy_decision")
+    assert event.data["expires_at"] == high.expires_at.isoformat().replace("+00:00", "Z")
