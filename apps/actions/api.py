@@ -20,7 +20,7 @@ from apps.accounts.roles import APPROVER, VIEWER
 from apps.actions.decide import DecisionRefused, action_decide
 from apps.actions.models import Action, ActionStatus
 from apps.actions.propose import ProposalAnswer, ProposalRejected, action_propose, proposal_decode
-from apps.fleet.models import Agent, TokenScope
+from apps.fleet.models import TokenScope
 
 MAX_WAIT_SECONDS = 60
 POLL_SECONDS = 0.5
@@ -96,8 +96,9 @@ class ActionProposeView(APIView):
     def post(self, request: Request) -> Response:
         if (request.content_type or "").split(";")[0].strip() != "application/json":
             raise exceptions.UnsupportedMediaType(request.content_type or "none")
+        # Loaded with its team by the token lookup; the halted flag and autonomy mode are read
+        # again inside the decision's transaction.
         agent = cast(AgentPrincipal, request.user).agent
-        agent = Agent.objects.select_related("team").get(pk=agent.pk)  # fresh halted flag
         try:
             answer = action_propose(agent=agent, proposal=proposal_decode(request.body))
         except ProposalRejected as exc:

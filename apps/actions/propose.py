@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from msgspec import Meta
 
@@ -74,23 +74,42 @@ def proposal_decode(body: bytes) -> ProposalIn:
     return proposal
 
 
+_AGENT_STATE_SQL = "SELECT halted, halted_reason, autonomy_mode FROM fleet_agent WHERE id = %s"
+
+
+def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str]:
+    """(halted, halted_reason, autonomy_mode) as committed now, held until this transaction ends.
+
+    FOR SHARE makes a halt and a proposal of the same agent strictly ordered: a halt committed
+    before this read is seen, and one arriving later waits until this proposal is decided. Other
+    proposals of the agent share the lock and do not wait for each other.
+    """
+    sql = _AGENT_STATE_SQL + (" FOR SHARE" if connection.vendor == "postgresql" else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [agent.pk])
+        halted, reason, mode = cursor.fetchone()
+    return bool(halted), reason or "", mode
+
+
 def action_propose(
     *, agent: Agent, proposal: ProposalIn, now: datetime | None = None
 ) -> ProposalAnswer:
     """Decides a proposal once: a retry with the same arguments gets the same answer, other
     arguments under the same action_id get 409, a halted agent gets 423."""
-    if agent.halted:
-        raise ProposalRejected(
-            423,
-            f"{agent.slug} is halted: {agent.halted_reason or 'no reason given'}. "
-            "Nothing may run until a person resumes it.",
-        )
-    now = now or timezone.now()
     data = msgspec.to_builtins(proposal)
     arguments = {k: data[k] for k in ProposalData.__struct_fields__ if k in data}
     with transaction.atomic():
+        halted, halted_reason, autonomy_mode = _agent_state_for_decision(agent)
+        if halted:
+            raise ProposalRejected(
+                423,
+                f"{agent.slug} is halted: {halted_reason or 'no reason given'}. "
+                "Nothing may run until a person resumes it.",
+            )
+        now = now or timezone.now()
         # Locking the action row serialises concurrent proposals of the same action_id.
-        action = actions_lock_for_ingest(owners={proposal.action_id: agent.pk})[proposal.action_id]
+        locked = actions_lock_for_ingest(owners={proposal.action_id: agent.pk})
+        action = locked[proposal.action_id]
         if action.agent_id != agent.pk:
             raise ProposalRejected(409, "This action_id belongs to another agent; use a new one.")
         if action.proposal_event_id is not None:
@@ -110,7 +129,7 @@ def action_propose(
                 confidence=proposal.confidence,
                 agent=agent.slug,
                 team=agent.team.slug,
-                autonomy_mode=agent.autonomy_mode,
+                autonomy_mode=autonomy_mode,
                 rollback_plan=proposal.rollback_plan,
                 parameters=proposal.parameters,
             ),
@@ -153,8 +172,9 @@ def action_propose(
             source=EventSource.OPSDASH,
             allowed_types=ALL_TYPES,
             agents_by_slug=lambda slug: agent if slug == agent.slug else None,
+            locked_actions=locked,
         )
         if result.rejected:
             raise ProposalRejected(400, "The proposal is not valid.", result.rejected[0]["errors"])
-        action.refresh_from_db()
+        # The ingest folded both events into `action` in place, under the lock held here.
         return ProposalAnswer(action, created=True)
