@@ -19,7 +19,7 @@ from apps.audit.services.event_prepare import msgspec_errors
 from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
 from apps.fleet.models import Agent
 from apps.policy.engine import Proposal
-from apps.policy.selectors import active_policy
+from apps.policy.selectors import ACTIVE_VERSION_SQL, policy_compiled
 
 # Event ids derived from the action id: a retried POST writes the very same events (duplicates).
 _EVENT_NAMESPACE = uuid.UUID("6f1c2d4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f")
@@ -74,21 +74,28 @@ def proposal_decode(body: bytes) -> ProposalIn:
     return proposal
 
 
-_AGENT_STATE_SQL = "SELECT halted, halted_reason, autonomy_mode FROM fleet_agent WHERE id = %s"
+# The active policy's key rides along: one round trip for everything the decision reads.
+_AGENT_STATE_SQL = (
+    "SELECT halted, halted_reason, autonomy_mode, (" + ACTIVE_VERSION_SQL + ") "
+    "FROM fleet_agent WHERE id = %s"
+)
 
 
-def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str]:
-    """(halted, halted_reason, autonomy_mode) as committed now, held until this transaction ends.
+def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str, str | None]:
+    """(halted, halted_reason, autonomy_mode, active policy's key) as committed now; the agent
+    row is held until this transaction ends.
 
     FOR SHARE makes a halt and a proposal of the same agent strictly ordered: a halt committed
     before this read is seen, and one arriving later waits until this proposal is decided. Other
     proposals of the agent share the lock and do not wait for each other.
     """
-    sql = _AGENT_STATE_SQL + (" FOR SHARE" if connection.vendor == "postgresql" else "")
+    sql = _AGENT_STATE_SQL + (
+        " FOR SHARE OF fleet_agent" if connection.vendor == "postgresql" else ""
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [agent.pk])
-        halted, reason, mode = cursor.fetchone()
-    return bool(halted), reason or "", mode
+        halted, reason, mode, policy_key = cursor.fetchone()
+    return bool(halted), reason or "", mode, policy_key
 
 
 def action_propose(
@@ -99,7 +106,7 @@ def action_propose(
     data = msgspec.to_builtins(proposal)
     arguments = {k: data[k] for k in ProposalData.__struct_fields__ if k in data}
     with transaction.atomic():
-        halted, halted_reason, autonomy_mode = _agent_state_for_decision(agent)
+        halted, halted_reason, autonomy_mode, policy_key = _agent_state_for_decision(agent)
         if halted:
             raise ProposalRejected(
                 423,
@@ -120,7 +127,7 @@ def action_propose(
                     "parameters). A changed proposal needs a new action_id.",
                 )
             return ProposalAnswer(action, created=False)
-        decision = active_policy().evaluate(
+        decision = policy_compiled(policy_key).evaluate(
             Proposal(
                 action_type=proposal.action_type,
                 target=proposal.target,
@@ -173,6 +180,7 @@ def action_propose(
             allowed_types=ALL_TYPES,
             agents_by_slug=lambda slug: agent if slug == agent.slug else None,
             locked_actions=locked,
+            expect_new=True,
         )
         if result.rejected:
             raise ProposalRejected(400, "The proposal is not valid.", result.rejected[0]["errors"])

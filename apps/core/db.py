@@ -96,4 +96,4 @@ def pg_upsert_locked(
     """
     sql, fields = _upsert_locked_sql(model, key)
     defaults = [f.get_db_prep_save(f.get_default(), connection) for f in fields]
-    return list(model.objects.raw(sql, [*defaults, list(keys), list(owners)]))
+    return list(model._default_manager.raw(sql, [*defaults, list(keys), list(owners)]))

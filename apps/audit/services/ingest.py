@@ -64,13 +64,16 @@ def event_batch_ingest(
     agents_by_slug: Callable[[str], Agent | None] | None = None,
     first_index: int = 0,
     locked_actions: dict[str, Action] | None = None,
+    expect_new: bool = False,
 ) -> IngestResult:
     """Validates, stores and seals a batch; good items are kept even when others are refused.
 
     Returns per-item rejections by index. Everything stored is committed before this returns;
     derived work is queued only after the commit (and a periodic sweep catches up if the broker
     is down). A caller already inside a transaction that holds the row locks of every action
-    the batch touches passes them as `locked_actions`; they are folded in place.
+    the batch touches passes them as `locked_actions`; they are folded in place. A caller that
+    expects every id to be new skips the duplicate pre-check (`expect_new`); a repeat is still
+    caught by the insert and reported as a duplicate or a conflict.
     """
     if allowed_types is None:
         allowed_types = AGENT_WRITABLE_TYPES if source == EventSource.API else ALL_TYPES
@@ -89,7 +92,7 @@ def event_batch_ingest(
         except ItemError as exc:
             result.rejected.append({"index": index, "id": exc.event_id, "errors": exc.errors})
     if prepared:
-        _store(prepared, source, result, locked_actions)
+        _store(prepared, source, result, locked_actions, expect_new)
     result.rejected.sort(key=lambda r: r["index"])
     return result
 
@@ -125,6 +128,7 @@ def _store(
     source: str,
     result: IngestResult,
     locked_actions: dict[str, Action] | None,
+    expect_new: bool,
 ) -> None:
     # Repeats inside one batch: the first occurrence stands for the id.
     first_seen: dict[uuid.UUID, PreparedEvent] = {}
@@ -142,7 +146,7 @@ def _store(
     batch_id = uuid.uuid4()
     # Inside a caller's transaction no savepoint is needed: any error here aborts it whole.
     with transaction.atomic(savepoint=False):
-        known = known_hashes([e.event_id for e in unique])
+        known = {} if expect_new else known_hashes([e.event_id for e in unique])
         fresh = _classify_known(unique, known, result) if known else unique
 
         owners: dict[str, int] = {}
