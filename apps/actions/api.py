@@ -83,7 +83,7 @@ class ActionProposeView(APIView):
             "`denied`: never. `recorded`: observe mode, never run. The same action_id with the "
             "same arguments returns the same answer (200); other arguments give 409."
         ),
-        request={"application/json": {"$ref": "#/components/schemas/ProposalData"}},
+        request={"application/json": {"$ref": "#/components/schemas/ProposalIn"}},
         responses={
             201: DecisionSerializer,
             200: DecisionSerializer,
@@ -153,6 +153,7 @@ class ActionDecideView(APIView):
 
     @extend_schema(
         summary="Approve or reject a pending action",
+        operation_id="actions_decide",
         request=DecisionInSerializer,
         responses={200: DecisionSerializer, 409: OpenApiResponse(description="Already decided.")},
         tags=["actions"],

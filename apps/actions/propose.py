@@ -25,13 +25,35 @@ from apps.policy.selectors import ACTIVE_VERSION_SQL, policy_compiled
 _EVENT_NAMESPACE = uuid.UUID("6f1c2d4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f")
 
 
-class ProposalIn(ProposalData, forbid_unknown_fields=True):
-    """A proposal as an agent sends it: the proposal event's data plus the action id."""
+class ProposalIn(ProposalData, forbid_unknown_fields=True, kw_only=True):
+    """A proposal as an agent sends it to POST /api/v1/actions: the proposal plus its ids."""
 
-    action_id: Annotated[str, Meta(min_length=1, max_length=128)] = ""
-    incident_id: Annotated[str, Meta(max_length=128)] | None = None
+    action_id: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=128,
+            description="Required. The agent's id for this action: every later event about it "
+            "(execution, rollback, outcome) carries it. Retrying with the same id and arguments "
+            "is safe; other arguments need a new id.",
+        ),
+    ]
+    incident_id: (
+        Annotated[
+            str, Meta(max_length=128, description="Groups the alerts and actions of one incident.")
+        ]
+        | None
+    ) = None
     agent_version: Annotated[str, Meta(max_length=64)] = ""
     prompt_version: Annotated[str, Meta(max_length=64)] = ""
+
+
+def proposal_schema_components() -> dict[str, Any]:
+    """JSON Schema of ProposalIn for the OpenAPI document."""
+    _, components = msgspec.json.schema_components(
+        [ProposalIn], ref_template="#/components/schemas/{name}"
+    )
+    return components
 
 
 class ProposalRejected(Exception):
@@ -67,10 +89,6 @@ def proposal_decode(body: bytes) -> ProposalIn:
         raise ProposalRejected(400, "The proposal is not valid.", msgspec_errors(exc)) from exc
     except msgspec.DecodeError as exc:
         raise ProposalRejected(400, f"The body is not valid JSON: {exc}.") from exc
-    if not proposal.action_id:
-        raise ProposalRejected(
-            400, "The proposal is not valid.", {"action_id": ["This field is required."]}
-        )
     return proposal
 
 

@@ -114,7 +114,14 @@ def test_bad_proposals_get_field_errors(agent, policy):
     response = _propose(client, confidence=1.5)
     assert response.status_code == 400
     assert "confidence" in response.json()["detail"]
-    assert _propose(client, action_id="").status_code == 400
+    empty = _propose(client, action_id="")
+    assert (empty.status_code, list(empty.json()["detail"])) == (400, ["action_id"])
+    body = {"action_type": "k8s.restart_deployment", "target": "k8s://prod/x", "risk": "low"}
+    missing = client.post(
+        "/api/v1/actions", {**body, "confidence": 0.5}, content_type="application/json"
+    )
+    assert missing.status_code == 400
+    assert missing.json()["detail"] == {"action_id": ["This field is required."]}
     assert _propose(client, risk="extreme").status_code == 400
     assert (
         client.post("/api/v1/actions", "nope", content_type="application/json").status_code == 400
