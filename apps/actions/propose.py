@@ -17,6 +17,7 @@ from apps.audit.models import EventSource
 from apps.audit.schemas import ProposalData
 from apps.audit.services.event_prepare import msgspec_errors
 from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
+from apps.chatops.hooks import action_pending_announce
 from apps.fleet.models import Agent
 from apps.policy.engine import Proposal
 from apps.policy.selectors import active_policy
@@ -157,4 +158,6 @@ def action_propose(
         if result.rejected:
             raise ProposalRejected(400, "The proposal is not valid.", result.rejected[0]["errors"])
         action.refresh_from_db()
+        if action.status == "pending_approval":  # approvers in Slack hear of it after commit
+            transaction.on_commit(lambda: action_pending_announce(action.action_id))
         return ProposalAnswer(action, created=True)
