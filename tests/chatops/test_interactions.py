@@ -9,7 +9,7 @@ from apps.actions.decide import action_decide
 from apps.actions.models import Action
 from apps.audit.models import Event
 from apps.chatops.models import SlackInteraction, SlackMessage, SlackUserLink
-from tests.chatops.conftest import INTERACTIONS_URL, SITE_URL, recorded, signed_headers
+from tests.chatops.conftest import INTERACTIONS_URL, recorded, signed_headers
 
 pytestmark = pytest.mark.django_db
 
