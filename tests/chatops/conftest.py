@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
+from django.test import Client
 from slack_sdk.signature import SignatureVerifier
 
 from apps.actions.propose import ProposalIn, action_propose
@@ -79,8 +80,10 @@ def signed_headers(body: str, *, timestamp: int | None = None, secret: str = SIG
 
 
 @pytest.fixture
-def post_slack(client: Any, django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
-    """POSTs a payload the way Slack does (form-encoded, signed); after-commit work runs."""
+def post_slack(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
+    """POSTs a payload the way Slack does (form-encoded, signed, no CSRF token or cookie);
+    what runs after the commit runs."""
+    client = Client(enforce_csrf_checks=True)
 
     def post(payload: dict[str, Any] | str | None, *, raw: str | None = None, **headers: Any):
         if raw is None:

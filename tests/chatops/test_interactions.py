@@ -481,3 +481,73 @@ def test_the_audit_event_is_the_one_the_web_writes(
     assert from_slack.data.keys() == from_web.data.keys()
     assert (from_web.data["by"], from_web.data["comment"]) == ("omar", "")
     assert (from_slack.data["by"], from_slack.data["comment"]) == ("ada", "via Slack")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retry_arriving_while_the_first_delivery_runs_decides_once(slack_on, agent, make_person):
+    import threading
+    from urllib.parse import quote
+
+    from django.db import connection
+    from django.test import Client
+
+    from apps.actions.propose import ProposalIn, action_propose
+
+    ada = make_person("ada", "approver")
+    SlackUserLink.objects.create(slack_user_id=ADA, user=ada)
+    action_propose(
+        agent=agent,
+        proposal=ProposalIn(
+            action_id="act-1",
+            action_type="k8s.restart_deployment",
+            target="k8s://prod/payments/api",
+            env="prod",
+            risk="high",
+            confidence=0.8,
+            rollback_plan="redeploy",
+        ),
+    )
+    body = "payload=" + quote(json.dumps(_click(slack_on, "approve")))
+    headers = signed_headers(body)
+    start, answers = threading.Barrier(2), []
+
+    def deliver(retry: str) -> None:
+        try:
+            start.wait()
+            extra = {"HTTP_X_SLACK_RETRY_NUM": retry} if retry else {}
+            response = Client().post(
+                INTERACTIONS_URL,
+                data=body,
+                content_type="application/x-www-form-urlencoded",
+                **headers,
+                **extra,
+            )
+            answers.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(r,)) for r in ("", "1")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert answers == [200, 200]
+    assert [a["by"] for a in _approvals()] == ["ada"]
+    assert SlackInteraction.objects.count() == 1
+    assert _ephemerals(slack_on) == []
+
+
+def test_an_admin_links_a_slack_user_in_the_admin(client, make_person, ada):
+    admin = make_person("root")
+    admin.is_staff = admin.is_superuser = True
+    admin.save()
+    client.force_login(admin)
+    page = client.get("/admin/chatops/slackuserlink/")
+    assert page.status_code == 200
+    assert "U0ADA0001" in page.content.decode()
+    response = client.post(
+        "/admin/chatops/slackuserlink/add/", {"slack_user_id": "U0NEW0001", "user": ada.pk}
+    )
+    assert response.status_code == 302
+    link = SlackUserLink.objects.get(slack_user_id="U0NEW0001")
+    assert (link.user, link.linked_by) == (ada, "admin")
