@@ -224,6 +224,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.ledger_verify",
         "schedule": env.float("LEDGER_VERIFY_SECONDS", default=24 * 3600.0),
     },
+    "chatops-interactions-prune": {
+        "task": "chatops.interactions_prune",
+        "schedule": 24 * 3600.0,
+    },
 }
 
 # Ingest limits, published in the OpenAPI schema and at /api/v1/limits.

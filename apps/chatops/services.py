@@ -1,6 +1,7 @@
 """Posting approval requests to Slack, keeping them current, and knowing who clicked."""
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -162,3 +163,11 @@ def slack_interaction_claim(*, key: str, slack_user_id: str) -> SlackInteraction
             return SlackInteraction.objects.create(key=key, slack_user_id=slack_user_id)
     except IntegrityError:
         return None
+
+
+def slack_interactions_prune(*, older_than: timedelta = timedelta(days=7)) -> int:
+    """Forgets handled interactions long past any redelivery (Slack retries within minutes)."""
+    deleted, _ = SlackInteraction.objects.filter(
+        received_at__lt=timezone.now() - older_than
+    ).delete()
+    return deleted

@@ -67,7 +67,11 @@ def slack_config() -> SlackConfig | None:
 
 
 def slack_web_client(config: SlackConfig, *, timeout: int = TASK_TIMEOUT) -> WebClient:
-    return WebClient(token=config.bot_token, base_url=config.api_url, timeout=timeout)
+    client = WebClient(token=config.bot_token, base_url=config.api_url, timeout=timeout)
+    if timeout <= IN_REQUEST_TIMEOUT:
+        # No second attempt inside a request: two would overrun Slack's 3 s.
+        client.retry_handlers = []
+    return client
 
 
 @contextmanager

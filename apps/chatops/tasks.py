@@ -3,7 +3,12 @@
 import logging
 from typing import Any
 
-from apps.chatops.services import slack_ephemeral_send, slack_message_post, slack_message_refresh
+from apps.chatops.services import (
+    slack_ephemeral_send,
+    slack_interactions_prune,
+    slack_message_post,
+    slack_message_refresh,
+)
 from apps.chatops.slack import SlackRefused, SlackUnavailable
 from apps.core.tasks import TRANSIENT_ERRORS, opsdash_task
 
@@ -34,6 +39,11 @@ def slack_ephemeral_send_task(response_url: str, text: str) -> None:
         slack_ephemeral_send(response_url=response_url, text=text)
     except SlackRefused as exc:  # the response URL expired (30 min) or was used 5 times
         logger.warning("could not answer a Slack interaction: %s", exc)
+
+
+@opsdash_task("chatops.interactions_prune", time_limit=300)
+def slack_interactions_prune_task() -> int:
+    return slack_interactions_prune()
 
 
 def task_queue(task: Any, *args: str) -> None:

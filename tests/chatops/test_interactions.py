@@ -551,3 +551,44 @@ def test_an_admin_links_a_slack_user_in_the_admin(client, make_person, ada):
     assert response.status_code == 302
     link = SlackUserLink.objects.get(slack_user_id="U0NEW0001")
     assert (link.user, link.linked_by) == (ada, "admin")
+
+
+def test_when_the_dialog_cannot_open_the_approver_gets_the_web_link(
+    slack_on, agent, propose, ada, post_slack
+):
+    propose(agent)
+    slack_on.fail_next["views.open"] = (200, {"ok": False, "error": "expired_trigger_id"})
+    assert post_slack(_click(slack_on, "reject")).status_code == 200
+    assert _ephemerals(slack_on) == [
+        ":no_entry: The reason dialog did not open (Slack views.open: expired_trigger_id). "
+        "Reject on the action's page: https://opsdash.example.test/actions/act-1/"
+    ]
+    assert Action.objects.get(action_id="act-1").status == "pending_approval"
+
+
+def test_a_decision_made_on_the_web_can_update_the_slack_request(
+    slack_on, agent, propose, omar, django_capture_on_commit_callbacks
+):
+    from apps.chatops.hooks import action_decision_announce
+
+    propose(agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        action_decide(action_id="act-1", user=omar, approve=False, reason="wrong cluster")
+        action_decision_announce("act-1")
+    [update] = _updates(slack_on)
+    assert _status_line(update).startswith(":x: *Rejected* by omar: wrong cluster — ")
+    assert not _has_buttons(update)
+
+
+def test_old_interactions_are_forgotten(db):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.chatops.services import slack_interactions_prune
+
+    now = timezone.now()
+    SlackInteraction.objects.create(key="old", received_at=now - timedelta(days=8))
+    SlackInteraction.objects.create(key="recent", received_at=now - timedelta(days=6))
+    assert slack_interactions_prune() == 1
+    assert list(SlackInteraction.objects.values_list("key", flat=True)) == ["recent"]
