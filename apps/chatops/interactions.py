@@ -65,11 +65,11 @@ class InteractionReply:
     body: dict[str, Any] | None = None
 
 
-def _tell(response_url: str, text: str) -> None:
+def _tell(response_url: str, text: str, *, icon: str = ":no_entry:") -> None:
     """An ephemeral note to the person who clicked, sent after the decision commits."""
     if response_url:
         transaction.on_commit(
-            partial(task_queue, slack_ephemeral_send_task, response_url, f":no_entry: {text}")
+            partial(task_queue, slack_ephemeral_send_task, response_url, f"{icon} {text}")
         )
     else:
         logger.warning("a Slack refusal had no response_url to answer: %s", text)
@@ -130,6 +130,13 @@ def _block_actions(config: SlackConfig, payload: BlockActionsPayload) -> Interac
                     action_id=action_id, user=person, approve=True, comment=VIA_SLACK
                 )
                 outcome = decided.action.status if decided.final else "approve"
+                if not decided.final and decided.votes >= max(decided.action.approvers_required, 1):
+                    _tell(
+                        response_url,
+                        "Your approval counts, but the agent's owners cannot be its only "
+                        "approvers: one approver who does not own it is still needed.",
+                        icon=":information_source:",
+                    )
             except DecisionRefused as exc:
                 outcome = str(exc)
                 _tell(response_url, outcome)

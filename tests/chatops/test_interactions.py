@@ -340,6 +340,10 @@ def test_separation_of_duties_from_slack_needs_a_non_owner(
     assert _status_line(_updates(slack_on)[-1]).startswith(
         ":hourglass_flowing_sand: *1 of 2 approvals* (approved by ada)"
     )
+    assert _ephemerals(slack_on) == [
+        ":information_source: Your approval counts, but the agent's owners cannot be its only "
+        "approvers: one approver who does not own it is still needed."
+    ]
     post_slack(_click(slack_on, "approve", user=OMAR, trigger="3.2.outsider"))
     assert Action.objects.get(action_id="act-1").status == "approved"
 
