@@ -9,6 +9,7 @@ from apps.actions.decide import action_decide
 from apps.actions.models import Action
 from apps.audit.models import Event
 from apps.chatops.models import SlackInteraction, SlackMessage, SlackUserLink
+from apps.policy.services import policy_version_create
 from tests.chatops.conftest import INTERACTIONS_URL, recorded, signed_headers
 
 pytestmark = pytest.mark.django_db
@@ -326,9 +327,9 @@ def test_high_risk_needs_two_distinct_slack_users(slack_on, agent, propose, ada,
 def test_separation_of_duties_from_slack_needs_a_non_owner(
     slack_on, agent, propose, ada, omar, post_slack
 ):
-    from tests.actions.test_decide import _load_policy
-
-    _load_policy("approvers: {medium: 1, separation_of_duties: true}\n")
+    policy_version_create(
+        created_by="test", source="approvers: {medium: 1, separation_of_duties: true}\n"
+    )
     agent.owners.add(ada)
     propose(agent)
     [post] = slack_on.of("chat.postMessage")

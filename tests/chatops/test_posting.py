@@ -8,6 +8,7 @@ from apps.chatops.models import SlackMessage
 from apps.chatops.services import slack_message_post
 from apps.chatops.slack import SlackRefused, SlackUnavailable
 from apps.chatops.tasks import slack_action_post_task
+from apps.policy.services import policy_version_create
 from tests.chatops.conftest import CHANNEL, SITE_URL
 
 pytestmark = pytest.mark.django_db
@@ -25,9 +26,9 @@ def _texts(blocks):
 
 
 def test_a_pending_action_is_posted_with_what_an_approver_needs(slack_on, agent, propose):
-    from tests.actions.test_decide import _load_policy
-
-    _load_policy("deadlines:\n  high: {escalate_after: 10m, expire_after: 1h}\n")
+    policy_version_create(
+        created_by="test", source="deadlines:\n  high: {escalate_after: 10m, expire_after: 1h}\n"
+    )
     action = propose(agent, risk="high", rationale="Crash loop. " + "x" * 900)
     [post] = slack_on.of("chat.postMessage")
     assert post["channel"] == CHANNEL
