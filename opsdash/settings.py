@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apps.actions",
     "apps.demo",
     "apps.policy",
+    "apps.chatops",
 ]
 
 MIDDLEWARE = [
@@ -225,6 +226,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.ledger_verify",
         "schedule": env.float("LEDGER_VERIFY_SECONDS", default=24 * 3600.0),
     },
+    "chatops-interactions-prune": {
+        "task": "chatops.interactions_prune",
+        "schedule": 24 * 3600.0,
+    },
 }
 
 # Ingest limits, published in the OpenAPI schema and at /api/v1/limits.
@@ -234,6 +239,25 @@ INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=256 * 1024)
 INGEST_MAX_FUTURE_SKEW_SECONDS = env.int("INGEST_MAX_FUTURE_SKEW_SECONDS", default=300)
 # Django's own body cap must not be lower than ours, or it would answer first with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES + 1024
+
+
+def env_http_url(name: str, default: str) -> str:
+    """An http(s) URL from NAME; anything else fails at start, not at the first request."""
+    value = env.str(name, default=default).strip()
+    if not value.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{name}={value!r} must be an http:// or https:// URL.")
+    return value
+
+
+# The address people reach opsdash at, for links in messages sent elsewhere (Slack).
+SITE_URL = env_http_url("SITE_URL", "http://localhost:8000").rstrip("/")
+
+# Slack approvals (apps.chatops): off unless the signing secret, the bot token and the channel
+# are all set. SLACK_API_URL points the Web API client elsewhere (tests use a local fake).
+SLACK_SIGNING_SECRET = env_secret("SLACK_SIGNING_SECRET", "")
+SLACK_BOT_TOKEN = env_secret("SLACK_BOT_TOKEN", "")
+SLACK_APPROVALS_CHANNEL = env.str("SLACK_APPROVALS_CHANNEL", default="")
+SLACK_API_URL = env_http_url("SLACK_API_URL", "https://slack.com/api/")
 
 OPSDASH_REQUIRE_SERVICES = env.bool("OPSDASH_REQUIRE_SERVICES", default=False)
 

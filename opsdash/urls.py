@@ -28,6 +28,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("actions/", include("apps.actions.urls")),
     path("api/v1/", include((api_v1, "api"))),
+    path("integrations/", include("apps.chatops.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),

@@ -10,13 +10,14 @@ from django.db import connection, transaction
 from django.utils import timezone
 from msgspec import Meta
 
-from apps.actions.models import Action
+from apps.actions.models import Action, ActionStatus
 from apps.actions.services import actions_lock_for_ingest, proposal_arguments_hash
 from apps.audit.canonical import encode_json, format_ts
 from apps.audit.models import EventSource
 from apps.audit.schemas import ProposalData
 from apps.audit.services.event_prepare import msgspec_errors
 from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
+from apps.chatops.hooks import action_pending_announce
 from apps.fleet.models import Agent
 from apps.policy.engine import Proposal
 from apps.policy.selectors import ACTIVE_VERSION_SQL, policy_compiled
@@ -203,4 +204,7 @@ def action_propose(
         if result.rejected:
             raise ProposalRejected(400, "The proposal is not valid.", result.rejected[0]["errors"])
         # The ingest folded both events into `action` in place, under the lock held here.
+        if action.status == ActionStatus.PENDING_APPROVAL:
+            # Approvers in chat hear of it once the proposal is committed.
+            transaction.on_commit(lambda: action_pending_announce(action.action_id))
         return ProposalAnswer(action, created=True)
