@@ -232,6 +232,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Long-polls (GET /api/v1/actions/{id}?wait=) allowed to sleep at once per web process; keep it
+# below the worker's thread count (WEB_THREADS) so other requests always find a thread.
+LONG_POLL_SLOTS = env.int("LONG_POLL_SLOTS", default=max(1, env.int("WEB_THREADS", default=8) // 2))
+
 # Ingest limits, published in the OpenAPI schema and at /api/v1/limits.
 INGEST_MAX_ITEMS = env.int("INGEST_MAX_ITEMS", default=1000)
 INGEST_MAX_BATCH_BYTES = env.int("INGEST_MAX_BATCH_BYTES", default=5 * 1024 * 1024)

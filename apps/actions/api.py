@@ -1,6 +1,8 @@
+import threading
 import time
 from typing import Any, cast
 
+from django.conf import settings
 from django.db import close_old_connections
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -24,6 +26,9 @@ from apps.fleet.models import TokenScope
 
 MAX_WAIT_SECONDS = 60
 POLL_SECONDS = 0.5
+# Sleeping long-polls must never take every thread of a worker: past this many per process a
+# poll answers at once with Retry-After, and the agent asks again.
+_LONG_POLL_SLOTS = threading.BoundedSemaphore(settings.LONG_POLL_SLOTS)
 
 ActionsPropose = scope_permission(
     TokenScope.ACTIONS_PROPOSE,
@@ -126,17 +131,30 @@ class ActionDetailView(APIView):
             wait = min(max(float(request.query_params.get("wait", 0)), 0), MAX_WAIT_SECONDS)
         except ValueError as exc:
             raise exceptions.ValidationError({"wait": ["A number of seconds."]}) from exc
-        deadline = time.monotonic() + wait
-        while True:
-            action = Action.objects.visible_to(request.user).filter(action_id=action_id).first()
-            if action is None:
-                raise exceptions.NotFound(f"No action {action_id!r}.")
-            if action.status != ActionStatus.PENDING_APPROVAL or time.monotonic() >= deadline:
-                return Response(ProposalAnswer(action, created=False).as_dict())
-            # Long-polling holds one thread of a threaded worker, not a process; the database
-            # connection is released between looks.
-            close_old_connections()
-            time.sleep(POLL_SECONDS)
+        action = self._visible(request, action_id)
+        if action.status != ActionStatus.PENDING_APPROVAL or wait <= 0:
+            return Response(ProposalAnswer(action, created=False).as_dict())
+        if not _LONG_POLL_SLOTS.acquire(blocking=False):
+            return Response(
+                ProposalAnswer(action, created=False).as_dict(), headers={"Retry-After": "2"}
+            )
+        try:
+            deadline = time.monotonic() + wait
+            while action.status == ActionStatus.PENDING_APPROVAL and time.monotonic() < deadline:
+                # The database connection is released while the thread sleeps.
+                close_old_connections()
+                time.sleep(POLL_SECONDS)
+                action = self._visible(request, action_id)
+        finally:
+            _LONG_POLL_SLOTS.release()
+        return Response(ProposalAnswer(action, created=False).as_dict())
+
+    @staticmethod
+    def _visible(request: Request, action_id: str) -> Action:
+        action = Action.objects.visible_to(request.user).filter(action_id=action_id).first()
+        if action is None:
+            raise exceptions.NotFound(f"No action {action_id!r}.")
+        return action
 
 
 class DecisionInSerializer(serializers.Serializer):

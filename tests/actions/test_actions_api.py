@@ -174,3 +174,32 @@ def test_long_poll_returns_when_the_decision_arrives(agent, policy):
     started = time.monotonic()
     assert client.get("/api/v1/actions/act-1", {"wait": 10}).json()["status"] == "approved"
     assert time.monotonic() - started < 1  # decided: no waiting
+
+
+def test_long_polls_beyond_the_slots_answer_at_once(agent, policy):
+    from apps.actions import api
+
+    client = _client(agent)
+    _propose(client)
+    held = []
+    while api._LONG_POLL_SLOTS.acquire(blocking=False):  # every slot taken by other polls
+        held.append(1)
+    try:
+        started = time.monotonic()
+        response = client.get("/api/v1/actions/act-1", {"wait": 10})
+        assert time.monotonic() - started < 1
+        assert (response.status_code, response["Retry-After"]) == (200, "2")
+        assert response.json()["status"] == "pending_approval"
+    finally:
+        for _ in held:
+            api._LONG_POLL_SLOTS.release()
+    assert len(held) == 4  # WEB_THREADS 8 by default: half may sleep in a long-poll
+
+
+def test_wait_must_be_a_number(agent, policy):
+    client = _client(agent)
+    _propose(client)
+    response = client.get("/api/v1/actions/act-1", {"wait": "soon"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == {"wait": ["A number of seconds."]}
+    assert client.get("/api/v1/actions/nope", {"wait": 1}).status_code == 404
