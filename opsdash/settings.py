@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apps.actions",
     "apps.demo",
     "apps.policy",
+    "apps.assist",
 ]
 
 MIDDLEWARE = [
@@ -232,6 +233,22 @@ INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=256 * 1024)
 INGEST_MAX_FUTURE_SKEW_SECONDS = env.int("INGEST_MAX_FUTURE_SKEW_SECONDS", default=300)
 # Django's own body cap must not be lower than ours, or it would answer first with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES + 1024
+
+# Claude inside opsdash ("Explain" on an action): off without a key. ANTHROPIC_BASE_URL points
+# the SDK elsewhere (a proxy, or the tests' local fake of the Messages API).
+ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY", "")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
+ASSIST_MODEL = env.str("ASSIST_MODEL", default="claude-sonnet-5-5")
+ASSIST_MAX_TOKENS = env.int("ASSIST_MAX_TOKENS", default=1024)
+ASSIST_TIMEOUT_SECONDS = env.float("ASSIST_TIMEOUT_SECONDS", default=30.0)
+# A person is waiting on the click: one retry at most, then a clear message.
+ASSIST_MAX_RETRIES = env.int("ASSIST_MAX_RETRIES", default=1)
+if not 1 <= ASSIST_MAX_TOKENS <= 64_000:
+    raise ImproperlyConfigured("ASSIST_MAX_TOKENS must be between 1 and 64000.")
+if not 0 < ASSIST_TIMEOUT_SECONDS <= 600:
+    raise ImproperlyConfigured("ASSIST_TIMEOUT_SECONDS must be above 0 and at most 600.")
+if not 0 <= ASSIST_MAX_RETRIES <= 5:
+    raise ImproperlyConfigured("ASSIST_MAX_RETRIES must be between 0 and 5.")
 
 OPSDASH_REQUIRE_SERVICES = env.bool("OPSDASH_REQUIRE_SERVICES", default=False)
 
