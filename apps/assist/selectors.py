@@ -130,9 +130,13 @@ def action_provenance_text(*, action: Action) -> str:
         f"Citations: {_clip(action.citations, 2000)}",
         f"Rollback plan: {_clip(action.rollback_plan) or 'none given'}",
         f"Parameters: {_clip(action.parameters)}",
-        f"Policy decision: {action.decision or 'pending'} by {action.decided_by or '—'} "
-        f"(policy v{action.policy_version or '?'}); reasons: {_clip(action.decision_reasons)}; "
-        f"approvers required: {action.approvers_required}.",
+        (
+            f"Decision: {action.decision} by {_clip(action.decided_by) or '?'}"
+            if action.decision
+            else "Decision: none yet"
+        )
+        + f" (policy v{action.policy_version or '?'}); reasons: {_clip(action.decision_reasons)};"
+        f" approvers required: {action.approvers_required}.",
         f"Approvals so far: {_clip(action.approvals)}",
         "",
         "Hallucination flags raised by opsdash's own checks:",

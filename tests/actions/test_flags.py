@@ -454,20 +454,22 @@ def test_a_page_of_100_actions_costs_one_query(agent, django_assert_max_num_quer
 
 def test_the_partial_renders_compact_badges_and_full_entries():
     flags = [
-        Flag(
-            FlagKind.CITATION,
-            'Cites file "/etc/x.conf", which appears in none of the 2 <b>',
-            "Checked 1 citation.",
-        ),
+        Flag(FlagKind.CITATION, 'Cites file "/etc/x.conf" <b>', "Checked 2 citations."),
+        Flag(FlagKind.CITATION, 'Cites file "/etc/y.conf"', "Checked 2 citations."),
         Flag(FlagKind.TIMESTAMP, "Mentions 2026-11-20T12:00:00Z.", "Checked 1 timestamp."),
     ]
     compact = render_to_string("actions/_flags.html", {"flags": flags, "compact": True})
-    assert '<span class="flag" title="Checked 1 citation.">' in compact
-    assert "unbacked citation" in compact and "timestamp" in compact
-    assert "&lt;b&gt;" in compact and "<b>" not in compact
+    # One badge per kind, its first message, and every message plus what was checked on hover.
+    assert (
+        '<span class="flag" title="Cites file &quot;/etc/x.conf&quot; &lt;b&gt;&#10;'
+        'Cites file &quot;/etc/y.conf&quot;&#10;Checked 2 citations.">'
+        '<span class="badge warn">unbacked citation \u00d72</span> '
+        "Cites file &quot;/etc/x.conf&quot; &lt;b&gt;</span>"
+    ) in compact
+    assert '<span class="badge warn">timestamp</span> Mentions 2026-11-20T12:00:00Z.' in compact
     full = render_to_string("actions/_flags.html", {"flags": flags})
-    assert "Checked 1 timestamp." in full
-    assert 'class="flag-list"' in full
+    assert full.count("<li ") == 3
+    assert '<span class="help">Checked 1 timestamp.</span>' in full
     empty = render_to_string("actions/_flags.html", {"flags": []})
     assert "No hallucination flags" in empty
     assert render_to_string("actions/_flags.html", {"flags": [], "compact": True}).strip() == ""
