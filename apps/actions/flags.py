@@ -84,6 +84,9 @@ _INCIDENT_CONTEXT_TYPES = (EventType.ALERT, EventType.CONTEXT)
 # Keys whose values are a model's answer, not evidence it was given.
 _NOT_EVIDENCE_KEYS = frozenset({"response", "completion", "output_text"})
 _DISPLAY_MAX = 100
+# Timestamps and figures are looked for in the first 20,000 characters of each text: enough
+# for any rationale or summary, and it bounds the cost of a hostile 256 KB one.
+_SCAN_LIMIT = 20_000
 
 
 @dataclass
@@ -245,7 +248,7 @@ _RESOURCE = re.compile(r"^[\w.-]+(?:/[\w.:@-]+)+/?$")
 _LOG_LEVEL = r"(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|FATAL|CRITICAL|CRIT|PANIC)"
 _LOG_LINE = re.compile(
     r"(?:\blevel=\w+|\bmsg=|\blvl=\w+"
-    rf"|^\s*\[?\d{{4}}-\d{{2}}-\d{{2}}[T ][\d:.,]+\S*\]?\s+\[?{_LOG_LEVEL}\b"
+    rf"|^\s*\[?\d{{4}}-\d{{2}}-\d{{2}}[T ]\S*+\s+\[?{_LOG_LEVEL}\b"
     rf"|^\s*\[?{_LOG_LEVEL}\]?[:\s])"
 )
 _KEY_VALUES = re.compile(r"\b\w+=\S+")
@@ -461,7 +464,7 @@ def _timestamp_flags(action: Action, context: _Context) -> list[Flag]:
     texts = [action.rationale or "", *_strings(action.citations)]
     found: dict[datetime, str] = {}
     for text in texts:
-        for value, written in _timestamps(text):
+        for value, written in _timestamps(text[:_SCAN_LIMIT]):
             found.setdefault(value, written)
     if not found:
         return []
@@ -725,7 +728,7 @@ def _context_figures(context: _Context) -> list[_Figure]:
             continue
         where = event.describe()
         for text in _strings(event.data, skip_keys=_FIGURE_TEXT_KEYS):
-            figures.extend(_prose_figures(text, where, series=True))
+            figures.extend(_prose_figures(text[:_SCAN_LIMIT], where, series=True))
         data = {k: v for k, v in event.data.items() if k not in _FIGURE_TEXT_KEYS}
         figures.extend(_structured_figures(data, where))
     return figures
@@ -743,7 +746,7 @@ def _clearly_different(a: float, b: float, unit: str) -> bool:
 def _figure_flags(action: Action, context: _Context) -> list[Flag]:
     if action.confidence is None or action.confidence < CONFIDENT or not action.rationale:
         return []
-    claims = list(_prose_figures(action.rationale, "the rationale"))
+    claims = list(_prose_figures(action.rationale[:_SCAN_LIMIT], "the rationale"))
     if not claims:
         return []
     figures = _context_figures(context)

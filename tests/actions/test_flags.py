@@ -1,5 +1,6 @@
 """Hallucination flags: exact messages for each kind, and the cases that must stay quiet."""
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -473,3 +474,20 @@ def test_the_partial_renders_compact_badges_and_full_entries():
     empty = render_to_string("actions/_flags.html", {"flags": []})
     assert "No hallucination flags" in empty
     assert render_to_string("actions/_flags.html", {"flags": [], "compact": True}).strip() == ""
+
+
+def test_hostile_rationale_and_citations_are_checked_in_bounded_time(agent):
+    _ingest(
+        [
+            alert(0),
+            context(1),
+            proposal(
+                rationale="error rate is at about 12 " * 4000,
+                citations=["2026-11-20T" + "1:" * 1000, "[2026-11-20 " + "9" * 2000 + "]"] * 20,
+            ),
+        ]
+    )
+    started = time.perf_counter()
+    flags = flags_of()
+    assert time.perf_counter() - started < 5  # quadratic patterns would take minutes
+    assert [f.kind for f in flags] == []
