@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "apps.demo",
     "apps.policy",
     "apps.chatops",
+    "apps.assist",
 ]
 
 MIDDLEWARE = [
@@ -262,6 +263,22 @@ SLACK_SIGNING_SECRET = env_secret("SLACK_SIGNING_SECRET", "")
 SLACK_BOT_TOKEN = env_secret("SLACK_BOT_TOKEN", "")
 SLACK_APPROVALS_CHANNEL = env.str("SLACK_APPROVALS_CHANNEL", default="")
 SLACK_API_URL = env_http_url("SLACK_API_URL", "https://slack.com/api/")
+
+# Claude inside opsdash ("Explain" on an action): off without a key. ANTHROPIC_BASE_URL points
+# the SDK elsewhere (a proxy, or the tests' local fake of the Messages API).
+ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY", "")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
+ASSIST_MODEL = env.str("ASSIST_MODEL", default="claude-sonnet-5")
+ASSIST_MAX_TOKENS = env.int("ASSIST_MAX_TOKENS", default=1024)
+ASSIST_TIMEOUT_SECONDS = env.float("ASSIST_TIMEOUT_SECONDS", default=30.0)
+# A person is waiting on the click: one retry at most, then a clear message.
+ASSIST_MAX_RETRIES = env.int("ASSIST_MAX_RETRIES", default=1)
+if not 1 <= ASSIST_MAX_TOKENS <= 64_000:
+    raise ImproperlyConfigured("ASSIST_MAX_TOKENS must be between 1 and 64000.")
+if not 0 < ASSIST_TIMEOUT_SECONDS <= 600:
+    raise ImproperlyConfigured("ASSIST_TIMEOUT_SECONDS must be above 0 and at most 600.")
+if not 0 <= ASSIST_MAX_RETRIES <= 5:
+    raise ImproperlyConfigured("ASSIST_MAX_RETRIES must be between 0 and 5.")
 
 OPSDASH_REQUIRE_SERVICES = env.bool("OPSDASH_REQUIRE_SERVICES", default=False)
 

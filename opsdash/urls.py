@@ -27,6 +27,7 @@ urlpatterns = [
     path("fleet/", include("apps.fleet.urls")),
     path("audit/", include("apps.audit.urls")),
     path("actions/", include("apps.actions.urls")),
+    path("assist/", include("apps.assist.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("integrations/", include("apps.chatops.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
