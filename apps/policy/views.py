@@ -95,6 +95,8 @@ def version_diff(request: HttpRequest, number: int) -> HttpResponse:
             "version": version,
             "base": base,
             "rows": diff_rows(base.source if base else "", version.source),
+            "old_label": f"v{base.number}" if base else "none",
+            "new_label": f"v{version.number}",
             "versions": policy_versions(),
             "can_edit": _can_edit(request),
         },
@@ -124,6 +126,8 @@ def version_activate(request: HttpRequest, number: int) -> HttpResponse:
             "version": version,
             "active": active,
             "rows": diff_rows(active.source if active else "", version.source),
+            "old_label": f"v{active.number}" if active else "none",
+            "new_label": f"v{version.number}",
             "rollback": bool(active and active.number > version.number),
         },
     )
@@ -210,6 +214,7 @@ def dry_run(request: HttpRequest) -> HttpResponse:
         "days_message": days_message,
         "max_days": MAX_DAYS,
         "versions": policy_versions(),
+        "can_edit": _can_edit(request),
     }
     policy: CompiledPolicy | None = None
     if request.method == "POST":
