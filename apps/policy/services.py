@@ -124,10 +124,11 @@ def policy_shadow_evaluate(
 ) -> None:
     """Evaluates the shadow version (if one covers proposal.agent) and records its decision.
 
-    Called inside the proposal transaction, after the active decision. With no shadow, or one
-    that does not cover this agent, it costs no query (the configuration is cached per process
-    for SHADOW_CACHE_SECONDS). A shadow never changes or blocks the real decision: a failure
-    here is logged and the proposal goes on.
+    Call it inside the proposal transaction, after the active decision: the row then commits
+    (or rolls back) with the proposal and shares its commit. With no shadow, or one that does
+    not cover this agent, it costs no query (the configuration is cached per process for
+    SHADOW_CACHE_SECONDS). A shadow never changes or blocks the real decision: a failure is
+    logged and the proposal goes on.
     """
     config = shadow_config()
     if config is None or proposal.agent not in config.agents:
@@ -137,7 +138,7 @@ def policy_shadow_evaluate(
         row = ShadowDecision(
             shadow_id=config.shadow_id,
             version_id=config.version_id,
-            action_id=action_id,
+            action_id=action_id[:128],
             agent=proposal.agent,
             action_type=proposal.action_type[:128],
             target=proposal.target[:1000],
@@ -149,8 +150,10 @@ def policy_shadow_evaluate(
             differs=decision.status != active.status,
             evaluated_at=now,
         )
-        # A savepoint, so a failed insert cannot poison the proposal's transaction.
+        # A savepoint (two cheap round trips), so a failed insert cannot poison the proposal's
+        # transaction. A retried proposal evaluates again; the unique (version, action_id)
+        # keeps one row.
         with transaction.atomic():
             ShadowDecision.objects.bulk_create([row], ignore_conflicts=True)
-    except (DatabaseError, PolicyInvalid, ValueError, TypeError):
+    except (DatabaseError, PolicyInvalid, ValueError, TypeError, LookupError):
         logger.exception("shadow evaluation of %s failed; the proposal is unaffected", action_id)

@@ -46,9 +46,11 @@ def versions():
 
 
 def _propose(p, action_id):
-    """What propose.py does: decide with the active policy, then give the shadow a look."""
-    decision = active_policy().evaluate(p, now=NOW)
-    policy_shadow_evaluate(proposal=p, active=decision, action_id=action_id, now=NOW)
+    """What propose.py does: decide with the active policy, then give the shadow a look, all
+    in one transaction."""
+    with transaction.atomic():
+        decision = active_policy().evaluate(p, now=NOW)
+        policy_shadow_evaluate(proposal=p, active=decision, action_id=action_id, now=NOW)
     return decision
 
 
@@ -154,3 +156,14 @@ def test_activating_the_shadowed_version_stops_the_shadow(versions, other_agent)
     shadow = PolicyShadow.objects.get()
     assert (shadow.running, shadow.stopped_by) == (False, "sam")
     assert shadow_config() is None
+
+
+def test_a_proposal_that_rolls_back_leaves_no_shadow_row(versions, other_agent):
+    _, draft = versions
+    policy_shadow_start(version=draft, agents=["k8s-healer"])
+    with pytest.raises(RuntimeError), transaction.atomic():
+        decision = active_policy().evaluate(proposal(), now=NOW)
+        policy_shadow_evaluate(proposal=proposal(), active=decision, action_id="x", now=NOW)
+        assert ShadowDecision.objects.filter(action_id="x").exists()
+        raise RuntimeError("the proposal failed")
+    assert not ShadowDecision.objects.exists()

@@ -219,3 +219,11 @@ def test_shadow_start_and_stop_from_the_page(lead_client, two_versions, other_ag
     stopped = lead_client.post("/policy/shadow/", {"op": "stop"}, follow=True)
     assert "Stopped the shadow of v2." in stopped.content.decode()
     assert PolicyShadow.objects.get().running is False
+
+
+def test_editor_keeps_a_leading_blank_line_and_normalises_line_ends(lead_client, two_versions):
+    html = lead_client.get("/policy/edit/").content.decode()
+    # Browsers drop one newline right after <textarea>: the template adds one for them.
+    assert 'rows="30">\n' + V1.replace("'", "&#x27;") in html
+    lead_client.post("/policy/edit/", {"source": V2.replace("\n", "\r\n"), "save": "draft"})
+    assert PolicyVersion.objects.get(number=3).source == V2
