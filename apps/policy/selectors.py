@@ -52,6 +52,10 @@ def shadow_config() -> ShadowConfig | None:
     if now < expires:
         return config
     with _shadow_lock:
+        # Another thread may have refreshed it while this one waited for the lock.
+        expires, config = _shadow_cached
+        if now < expires:
+            return config
         row = (
             PolicyShadow.objects.filter(running=True)
             .values_list("pk", "version_id", "version__number", "agents")
