@@ -1,13 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.actions.api import ActionDecideView, ActionDetailView, ActionProposeView
 from apps.audit.api import EventListCreateView, LimitsView
 from apps.core.views import healthz, home
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("events", EventListCreateView.as_view(), name="events"),
     path("limits", LimitsView.as_view(), name="limits"),
     path("actions", ActionProposeView.as_view(), name="actions"),
@@ -17,6 +17,7 @@ api_v1 = [
         ActionDecideView.as_view(),
         name="action-decide",
     ),
+    path("", include("apps.policy.api_urls")),
 ]
 
 urlpatterns = [
@@ -28,6 +29,7 @@ urlpatterns = [
     path("audit/", include("apps.audit.urls")),
     path("actions/", include("apps.actions.urls")),
     path("assist/", include("apps.assist.urls")),
+    path("policy/", include("apps.policy.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("integrations/", include("apps.chatops.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

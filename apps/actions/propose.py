@@ -21,6 +21,7 @@ from apps.chatops.hooks import action_pending_announce
 from apps.fleet.models import Agent
 from apps.policy.engine import Proposal
 from apps.policy.selectors import ACTIVE_VERSION_SQL, policy_compiled
+from apps.policy.services import policy_shadow_evaluate
 
 # Event ids derived from the action id: a retried POST writes the very same events (duplicates).
 _EVENT_NAMESPACE = uuid.UUID("6f1c2d4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f")
@@ -146,20 +147,22 @@ def action_propose(
                     "parameters). A changed proposal needs a new action_id.",
                 )
             return ProposalAnswer(action, created=False)
-        decision = policy_compiled(policy_key).evaluate(
-            Proposal(
-                action_type=proposal.action_type,
-                target=proposal.target,
-                env=proposal.env,
-                risk=proposal.risk,
-                confidence=proposal.confidence,
-                agent=agent.slug,
-                team=agent.team.slug,
-                autonomy_mode=autonomy_mode,
-                rollback_plan=proposal.rollback_plan,
-                parameters=proposal.parameters,
-            ),
-            now=now,
+        evaluated = Proposal(
+            action_type=proposal.action_type,
+            target=proposal.target,
+            env=proposal.env,
+            risk=proposal.risk,
+            confidence=proposal.confidence,
+            agent=agent.slug,
+            team=agent.team.slug,
+            autonomy_mode=autonomy_mode,
+            rollback_plan=proposal.rollback_plan,
+            parameters=proposal.parameters,
+        )
+        decision = policy_compiled(policy_key).evaluate(evaluated, now=now)
+        # A canary draft, if one runs for this agent, decides beside it (recorded, not obeyed).
+        policy_shadow_evaluate(
+            proposal=evaluated, active=decision, action_id=proposal.action_id, now=now
         )
         common = {
             "agent": agent.slug,

@@ -203,3 +203,32 @@ def test_wait_must_be_a_number(agent, policy):
     assert response.status_code == 400
     assert response.json()["detail"] == {"wait": ["A number of seconds."]}
     assert client.get("/api/v1/actions/nope", {"wait": 1}).status_code == 404
+
+
+def test_a_shadow_policy_decides_beside_the_active_one_for_chosen_agents(
+    agent, other_agent, policy
+):
+    from apps.policy.models import ShadowDecision
+    from apps.policy.services import policy_shadow_start
+
+    agent.autonomy_mode = other_agent.autonomy_mode = "auto_low_risk"
+    agent.save()
+    other_agent.save()
+    draft, _ = policy_version_create(
+        source=POLICY + "  - id: restarts-need-a-person\n    effect: require_approval\n"
+        "    match: {action_type: k8s.restart_*}\n",
+        activate=False,
+    )
+    policy_shadow_start(version=draft, agents=[agent.slug], started_by="sam")
+    body = _propose(_client(agent), risk="low").json()
+    assert body["status"] == "approved"  # the active policy is obeyed
+    _propose(_client(other_agent), action_id="act-2", risk="low")
+    row = ShadowDecision.objects.get()
+    assert (row.action_id, row.agent, row.active_status, row.shadow_status, row.differs) == (
+        "act-1",
+        agent.slug,
+        "approved",
+        "pending_approval",
+        True,
+    )
+    assert row.shadow_reasons[0].startswith("Needs approval by rule restarts-need-a-person (v2)")
