@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apps.actions",
     "apps.demo",
     "apps.policy",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [
@@ -98,6 +99,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.core.context_processors.navigation",
+                "apps.notifications.context_processors.notifications",
             ],
         },
     },
@@ -223,6 +225,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.ledger_verify",
         "schedule": env.float("LEDGER_VERIFY_SECONDS", default=24 * 3600.0),
     },
+    # Pending actions past their escalation or expiry time.
+    "actions-deadlines-sweep": {
+        "task": "actions.deadlines_sweep",
+        "schedule": env.float("ACTION_DEADLINES_SWEEP_SECONDS", default=60.0),
+    },
+    # Agent callbacks, emails and chat messages whose queued task was lost.
+    "actions-callbacks-sweep": {
+        "task": "actions.callbacks_sweep",
+        "schedule": env.float("OUTBOUND_SWEEP_SECONDS", default=60.0),
+    },
+    "notifications-outbox-sweep": {
+        "task": "notifications.outbox_sweep",
+        "schedule": env.float("OUTBOUND_SWEEP_SECONDS", default=60.0),
+    },
 }
 
 # Ingest limits, published in the OpenAPI schema and at /api/v1/limits.
@@ -232,6 +248,39 @@ INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=256 * 1024)
 INGEST_MAX_FUTURE_SKEW_SECONDS = env.int("INGEST_MAX_FUTURE_SKEW_SECONDS", default=300)
 # Django's own body cap must not be lower than ours, or it would answer first with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES + 1024
+
+# Notifications and agent callbacks. Links in emails and chat messages start with this.
+OPSDASH_BASE_URL = env.str("OPSDASH_BASE_URL", default="http://localhost:8000")
+# Email: SMTP when EMAIL_HOST is set, the console in DEBUG, otherwise off (tests use locmem).
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default=(
+        "django.core.mail.backends.smtp.EmailBackend"
+        if EMAIL_HOST
+        else "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.dummy.EmailBackend"
+    ),
+)
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="opsdash <opsdash@localhost>")
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set at most one of EMAIL_USE_TLS and EMAIL_USE_SSL.")
+# A Slack-compatible incoming webhook (its URL is a secret: NOTIFY_WEBHOOK_URL_FILE works).
+NOTIFY_WEBHOOK_URL = env_secret("NOTIFY_WEBHOOK_URL", "")
+NOTIFY_WEBHOOK_MAX_ATTEMPTS = env.int("NOTIFY_WEBHOOK_MAX_ATTEMPTS", default=8)
+# Agent decision callbacks: 8 attempts, 30 s doubling (capped at 20 min), span about an hour.
+CALLBACK_MAX_ATTEMPTS = env.int("CALLBACK_MAX_ATTEMPTS", default=8)
+OUTBOUND_BACKOFF_BASE_SECONDS = env.float("OUTBOUND_BACKOFF_BASE_SECONDS", default=30.0)
+for _name in ("NOTIFY_WEBHOOK_MAX_ATTEMPTS", "CALLBACK_MAX_ATTEMPTS"):
+    if not 1 <= globals()[_name] <= 50:
+        raise ImproperlyConfigured(f"{_name} must be between 1 and 50.")
 
 OPSDASH_REQUIRE_SERVICES = env.bool("OPSDASH_REQUIRE_SERVICES", default=False)
 
