@@ -27,6 +27,7 @@ urlpatterns = [
     path("fleet/", include("apps.fleet.urls")),
     path("audit/", include("apps.audit.urls")),
     path("actions/", include("apps.actions.urls")),
+    path("notifications/", include("apps.notifications.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -115,7 +115,7 @@ def callback_deliveries_create(*, actions: Sequence[Action]) -> list[int]:
         CallbackDelivery(
             agent_id=a.agent_id,
             action=a,
-            decision_event_id=a.decision_event_id,
+            decision_event_id=str(a.decision_event_id),
             url=urls[a.agent_id],
             body=callback_body(a),
         )

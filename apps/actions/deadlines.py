@@ -55,7 +55,7 @@ def deadlines_sweep(*, now: datetime | None = None) -> DeadlineSweep:
     return DeadlineSweep(expired=expired, escalated=actions_escalate_due(now=now))
 
 
-def _claim(**deadline_filter: datetime) -> list[Action]:
+def _claim(**deadline_filter: datetime | bool) -> list[Action]:
     return list(
         Action.objects.select_for_update(skip_locked=True)
         .filter(status=ActionStatus.PENDING_APPROVAL, **deadline_filter)

@@ -109,9 +109,7 @@ class CallbackDelivery(OutboundPost):
     """One signed POST of an action's final decision to its agent's callback URL."""
 
     agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="callbacks")
-    action = models.ForeignKey(
-        "actions.Action", on_delete=models.CASCADE, related_name="callbacks"
-    )
+    action = models.ForeignKey("actions.Action", on_delete=models.CASCADE, related_name="callbacks")
     # The agent's idempotency key (X-Opsdash-Delivery): one delivery per decision event.
     decision_event_id = models.UUIDField(unique=True)
     url = models.CharField(max_length=500)

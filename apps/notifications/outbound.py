@@ -85,7 +85,8 @@ def url_refusal(url: str, *, resolve: bool = True) -> str | None:
         if resolve:
             try:
                 addresses = [
-                    str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+                    str(info[4][0])
+                    for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
                 ]
             except (OSError, UnicodeError):
                 addresses = []  # unresolvable now; checked again before every attempt
@@ -136,7 +137,7 @@ def outbound_claim(model: type[Post], *, pk: int, now: datetime) -> Post | None:
     ).update(attempts=F("attempts") + 1, next_attempt_at=now + LEASE, last_attempt_at=now)
     if not claimed:
         return None
-    return model.objects.get(pk=pk)  # type: ignore[attr-defined,no-any-return]
+    return model.objects.get(pk=pk)  # type: ignore[attr-defined]
 
 
 def outbound_attempt(
