@@ -237,7 +237,11 @@ def action_violation_notify(*, action: Action) -> None:
         state = "still waiting for approval"
     if action.decision == "approved" and action.decided_at and action.execution_started_at:
         state = "approved only after it started"
-    started = format_ts(action.execution_started_at) if action.execution_started_at else "?"
+    started = (
+        f"{action.execution_started_at:%Y-%m-%d %H:%M:%S} UTC"
+        if action.execution_started_at
+        else "an unknown time"
+    )
     notify(
         kind="policy_violation",
         title=f"Policy violation: {agent.slug} executed {what}{where} without approval",

@@ -35,7 +35,7 @@ class CallbackForm(forms.Form):
         max_length=500,
         assume_scheme="https",
         label="Callback URL",
-        help_text="opsdash POSTs each final decision here, signed with the secret below.",
+        help_text="https only; link-local and cloud metadata addresses are refused.",
     )
 
     def clean_url(self) -> str:
