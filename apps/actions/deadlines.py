@@ -23,8 +23,9 @@ from apps.policy.schema import Deadlines, policy_parse
 
 BATCH = 100
 
-# Versions are immutable: each is parsed once per process (only found versions are kept).
-_deadlines_by_version: dict[int, Deadlines] = {}
+# Versions are immutable: each is parsed once per process. Keyed by the source's digest too,
+# so a database restored or rebuilt with other documents under the same numbers is not misread.
+_deadlines_by_version: dict[tuple[int, str], Deadlines] = {}
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,14 @@ def policy_deadlines(policy_version: str) -> Deadlines:
     if not policy_version.isdigit():
         return Deadlines()
     number = int(policy_version)
-    cached = _deadlines_by_version.get(number)
+    versions = PolicyVersion.objects.filter(number=number)
+    digest = versions.values_list("sha256", flat=True).first()
+    if digest is None:
+        return Deadlines()
+    cached = _deadlines_by_version.get((number, digest))
     if cached is None:
-        source = PolicyVersion.objects.filter(number=number).values_list("source", flat=True)
-        text = source.first()
-        if text is None:
-            return Deadlines()
-        cached = _deadlines_by_version[number] = policy_parse(text).deadlines
+        source = versions.values_list("source", flat=True).get()
+        cached = _deadlines_by_version[(number, digest)] = policy_parse(source).deadlines
     return cached
 
 

@@ -297,3 +297,44 @@ def test_the_agent_page_lists_recent_deliveries(hooked, receiver, admin_person, 
     assert str(delivery.decision_event_id) in html
     assert hooked.callback_url in html
     assert SECRET not in html
+
+
+def test_the_sweep_requeues_a_delivery_whose_message_was_lost(
+    hooked,
+    receiver,  # noqa: F811
+    eager_celery,  # noqa: F811
+):
+    _propose(hooked)  # committed without running on_commit: as if the broker lost the message
+    delivery = CallbackDelivery.objects.get()
+    assert callbacks_sweep_task() == 0  # not overdue yet: its queued task may still come
+    CallbackDelivery.objects.filter(pk=delivery.pk).update(
+        next_attempt_at=timezone.now() - timedelta(minutes=3)
+    )
+    assert callbacks_sweep_task() == 1
+    delivery.refresh_from_db()
+    assert (delivery.state, delivery.attempts) == ("delivered", 1)
+    assert len(receiver.requests) == 1
+
+
+def test_the_readme_snippet_verifies_a_real_delivery(
+    hooked,
+    receiver,  # noqa: F811
+    eager_celery,  # noqa: F811
+    django_capture_on_commit_callbacks,
+):
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Agent callbacks", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(snippet, namespace)  # noqa: S102 - our own documentation
+    verified = namespace["opsdash_verified"]
+    with django_capture_on_commit_callbacks(execute=True):
+        _propose(hooked)
+    [received] = receiver.requests
+    signature = received.headers["x-opsdash-signature"]
+    assert verified(received.body, signature, SECRET) is True
+    assert verified(received.body + b" ", signature, SECRET) is False
+    assert verified(received.body, signature, "wrong") is False
+    assert verified(received.body, "garbage", SECRET) is False
