@@ -47,6 +47,15 @@ def _propose(agent, action_id, ago, risk="medium"):
     ).action
 
 
+@pytest.fixture(autouse=True)
+def _fresh_policy_cache():
+    # active_policy() caches by (pk, number); SQLite reuses both after a test's rollback, so an
+    # earlier test's v1 would decide here. PostgreSQL never reuses a pk.
+    from apps.policy.selectors import _compiled
+
+    _compiled.cache_clear()
+
+
 @pytest.fixture
 def crew(agent, make_person):
     policy_version_create(source=POLICY)
