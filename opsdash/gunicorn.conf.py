@@ -2,7 +2,8 @@
 
 Threaded workers, so a long-polling request holds a thread, not a process. Sized for the
 machine by default: 2 * cores - 1 processes (one core's worth is left to PostgreSQL on a
-shared box), 2 threads each; override with WEB_WORKERS / WEB_THREADS / WEB_BIND.
+shared box), 8 threads each, of which at most LONG_POLL_SLOTS (default half) may be waiting
+in a long-poll at once; override with WEB_WORKERS / WEB_THREADS / WEB_BIND.
 """
 
 import multiprocessing
@@ -11,7 +12,7 @@ import os
 bind = os.environ.get("WEB_BIND", "0.0.0.0:8000")
 worker_class = "gthread"
 workers = int(os.environ.get("WEB_WORKERS", max(2, multiprocessing.cpu_count() * 2 - 1)))
-threads = int(os.environ.get("WEB_THREADS", 2))
+threads = int(os.environ.get("WEB_THREADS", 8))
 timeout = int(os.environ.get("WEB_TIMEOUT", 60))
 graceful_timeout = 10
 keepalive = 5

@@ -70,6 +70,8 @@ INSTALLED_APPS = [
     "apps.actions",
     "apps.demo",
     "apps.policy",
+    "apps.chatops",
+    "apps.assist",
     "apps.notifications",
 ]
 
@@ -188,6 +190,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # 3.1 is JSON Schema 2020-12, which the msgspec components are written in (`type: null`).
+    "OAS_VERSION": "3.1.0",
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.audit.openapi.add_event_schemas",
@@ -225,6 +229,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.ledger_verify",
         "schedule": env.float("LEDGER_VERIFY_SECONDS", default=24 * 3600.0),
     },
+    "chatops-interactions-prune": {
+        "task": "chatops.interactions_prune",
+        "schedule": 24 * 3600.0,
+    },
     # Pending actions past their escalation or expiry time.
     "actions-deadlines-sweep": {
         "task": "actions.deadlines_sweep",
@@ -241,6 +249,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Long-polls (GET /api/v1/actions/{id}?wait=) allowed to sleep at once per web process; keep it
+# below the worker's thread count (WEB_THREADS) so other requests always find a thread.
+LONG_POLL_SLOTS = env.int("LONG_POLL_SLOTS", default=max(1, env.int("WEB_THREADS", default=8) // 2))
+
 # Ingest limits, published in the OpenAPI schema and at /api/v1/limits.
 INGEST_MAX_ITEMS = env.int("INGEST_MAX_ITEMS", default=1000)
 INGEST_MAX_BATCH_BYTES = env.int("INGEST_MAX_BATCH_BYTES", default=5 * 1024 * 1024)
@@ -249,8 +261,41 @@ INGEST_MAX_FUTURE_SKEW_SECONDS = env.int("INGEST_MAX_FUTURE_SKEW_SECONDS", defau
 # Django's own body cap must not be lower than ours, or it would answer first with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES + 1024
 
-# Notifications and agent callbacks. Links in emails and chat messages start with this.
-OPSDASH_BASE_URL = env.str("OPSDASH_BASE_URL", default="http://localhost:8000")
+
+def env_http_url(name: str, default: str) -> str:
+    """An http(s) URL from NAME; anything else fails at start, not at the first request."""
+    value = env.str(name, default=default).strip()
+    if not value.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{name}={value!r} must be an http:// or https:// URL.")
+    return value
+
+
+# The address people reach opsdash at, for links in messages sent elsewhere (Slack).
+SITE_URL = env_http_url("SITE_URL", "http://localhost:8000").rstrip("/")
+
+# Slack approvals (apps.chatops): off unless the signing secret, the bot token and the channel
+# are all set. SLACK_API_URL points the Web API client elsewhere (tests use a local fake).
+SLACK_SIGNING_SECRET = env_secret("SLACK_SIGNING_SECRET", "")
+SLACK_BOT_TOKEN = env_secret("SLACK_BOT_TOKEN", "")
+SLACK_APPROVALS_CHANNEL = env.str("SLACK_APPROVALS_CHANNEL", default="")
+SLACK_API_URL = env_http_url("SLACK_API_URL", "https://slack.com/api/")
+
+# Claude inside opsdash ("Explain" on an action): off without a key. ANTHROPIC_BASE_URL points
+# the SDK elsewhere (a proxy, or the tests' local fake of the Messages API).
+ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY", "")
+ANTHROPIC_BASE_URL = env.str("ANTHROPIC_BASE_URL", default="")
+ASSIST_MODEL = env.str("ASSIST_MODEL", default="claude-sonnet-5")
+ASSIST_MAX_TOKENS = env.int("ASSIST_MAX_TOKENS", default=1024)
+ASSIST_TIMEOUT_SECONDS = env.float("ASSIST_TIMEOUT_SECONDS", default=30.0)
+# A person is waiting on the click: one retry at most, then a clear message.
+ASSIST_MAX_RETRIES = env.int("ASSIST_MAX_RETRIES", default=1)
+if not 1 <= ASSIST_MAX_TOKENS <= 64_000:
+    raise ImproperlyConfigured("ASSIST_MAX_TOKENS must be between 1 and 64000.")
+if not 0 < ASSIST_TIMEOUT_SECONDS <= 600:
+    raise ImproperlyConfigured("ASSIST_TIMEOUT_SECONDS must be above 0 and at most 600.")
+if not 0 <= ASSIST_MAX_RETRIES <= 5:
+    raise ImproperlyConfigured("ASSIST_MAX_RETRIES must be between 0 and 5.")
+# Notifications (links in them start with SITE_URL) and agent callbacks.
 # Email: SMTP when EMAIL_HOST is set, the console in DEBUG, otherwise off (tests use locmem).
 EMAIL_HOST = env.str("EMAIL_HOST", default="")
 EMAIL_BACKEND = env.str(

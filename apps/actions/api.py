@@ -1,6 +1,8 @@
+import threading
 import time
 from typing import Any, cast
 
+from django.conf import settings
 from django.db import close_old_connections
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -20,10 +22,13 @@ from apps.accounts.roles import APPROVER, VIEWER
 from apps.actions.decide import DecisionRefused, action_decide
 from apps.actions.models import Action, ActionStatus
 from apps.actions.propose import ProposalAnswer, ProposalRejected, action_propose, proposal_decode
-from apps.fleet.models import Agent, TokenScope
+from apps.fleet.models import TokenScope
 
 MAX_WAIT_SECONDS = 60
 POLL_SECONDS = 0.5
+# Sleeping long-polls must never take every thread of a worker: past this many per process a
+# poll answers at once with Retry-After, and the agent asks again.
+_LONG_POLL_SLOTS = threading.BoundedSemaphore(settings.LONG_POLL_SLOTS)
 
 ActionsPropose = scope_permission(
     TokenScope.ACTIONS_PROPOSE,
@@ -83,7 +88,7 @@ class ActionProposeView(APIView):
             "`denied`: never. `recorded`: observe mode, never run. The same action_id with the "
             "same arguments returns the same answer (200); other arguments give 409."
         ),
-        request={"application/json": {"$ref": "#/components/schemas/ProposalData"}},
+        request={"application/json": {"$ref": "#/components/schemas/ProposalIn"}},
         responses={
             201: DecisionSerializer,
             200: DecisionSerializer,
@@ -96,8 +101,9 @@ class ActionProposeView(APIView):
     def post(self, request: Request) -> Response:
         if (request.content_type or "").split(";")[0].strip() != "application/json":
             raise exceptions.UnsupportedMediaType(request.content_type or "none")
+        # Loaded with its team by the token lookup; the halted flag and autonomy mode are read
+        # again inside the decision's transaction.
         agent = cast(AgentPrincipal, request.user).agent
-        agent = Agent.objects.select_related("team").get(pk=agent.pk)  # fresh halted flag
         try:
             answer = action_propose(agent=agent, proposal=proposal_decode(request.body))
         except ProposalRejected as exc:
@@ -125,17 +131,30 @@ class ActionDetailView(APIView):
             wait = min(max(float(request.query_params.get("wait", 0)), 0), MAX_WAIT_SECONDS)
         except ValueError as exc:
             raise exceptions.ValidationError({"wait": ["A number of seconds."]}) from exc
-        deadline = time.monotonic() + wait
-        while True:
-            action = Action.objects.visible_to(request.user).filter(action_id=action_id).first()
-            if action is None:
-                raise exceptions.NotFound(f"No action {action_id!r}.")
-            if action.status != ActionStatus.PENDING_APPROVAL or time.monotonic() >= deadline:
-                return Response(ProposalAnswer(action, created=False).as_dict())
-            # Long-polling holds one thread of a threaded worker, not a process; the database
-            # connection is released between looks.
-            close_old_connections()
-            time.sleep(POLL_SECONDS)
+        action = self._visible(request, action_id)
+        if action.status != ActionStatus.PENDING_APPROVAL or wait <= 0:
+            return Response(ProposalAnswer(action, created=False).as_dict())
+        if not _LONG_POLL_SLOTS.acquire(blocking=False):
+            return Response(
+                ProposalAnswer(action, created=False).as_dict(), headers={"Retry-After": "2"}
+            )
+        try:
+            deadline = time.monotonic() + wait
+            while action.status == ActionStatus.PENDING_APPROVAL and time.monotonic() < deadline:
+                # The database connection is released while the thread sleeps.
+                close_old_connections()
+                time.sleep(POLL_SECONDS)
+                action = self._visible(request, action_id)
+        finally:
+            _LONG_POLL_SLOTS.release()
+        return Response(ProposalAnswer(action, created=False).as_dict())
+
+    @staticmethod
+    def _visible(request: Request, action_id: str) -> Action:
+        action = Action.objects.visible_to(request.user).filter(action_id=action_id).first()
+        if action is None:
+            raise exceptions.NotFound(f"No action {action_id!r}.")
+        return action
 
 
 class DecisionInSerializer(serializers.Serializer):
@@ -152,6 +171,7 @@ class ActionDecideView(APIView):
 
     @extend_schema(
         summary="Approve or reject a pending action",
+        operation_id="actions_decide",
         request=DecisionInSerializer,
         responses={200: DecisionSerializer, 409: OpenApiResponse(description="Already decided.")},
         tags=["actions"],

@@ -6,32 +6,55 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from msgspec import Meta
 
-from apps.actions.models import Action
+from apps.actions.models import Action, ActionStatus
 from apps.actions.services import actions_lock_for_ingest, proposal_arguments_hash
 from apps.audit.canonical import encode_json, format_ts
 from apps.audit.models import EventSource
 from apps.audit.schemas import ProposalData
 from apps.audit.services.event_prepare import msgspec_errors
 from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
+from apps.chatops.hooks import action_pending_announce
 from apps.fleet.models import Agent
 from apps.policy.engine import Proposal
-from apps.policy.selectors import active_policy
+from apps.policy.selectors import ACTIVE_VERSION_SQL, policy_compiled
 
 # Event ids derived from the action id: a retried POST writes the very same events (duplicates).
 _EVENT_NAMESPACE = uuid.UUID("6f1c2d4e-8a3b-4c5d-9e0f-1a2b3c4d5e6f")
 
 
-class ProposalIn(ProposalData, forbid_unknown_fields=True):
-    """A proposal as an agent sends it: the proposal event's data plus the action id."""
+class ProposalIn(ProposalData, forbid_unknown_fields=True, kw_only=True):
+    """A proposal as an agent sends it to POST /api/v1/actions: the proposal plus its ids."""
 
-    action_id: Annotated[str, Meta(min_length=1, max_length=128)] = ""
-    incident_id: Annotated[str, Meta(max_length=128)] | None = None
+    action_id: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=128,
+            description="Required. The agent's id for this action: every later event about it "
+            "(execution, rollback, outcome) carries it. Retrying with the same id and arguments "
+            "is safe; other arguments need a new id.",
+        ),
+    ]
+    incident_id: (
+        Annotated[
+            str, Meta(max_length=128, description="Groups the alerts and actions of one incident.")
+        ]
+        | None
+    ) = None
     agent_version: Annotated[str, Meta(max_length=64)] = ""
     prompt_version: Annotated[str, Meta(max_length=64)] = ""
+
+
+def proposal_schema_components() -> dict[str, Any]:
+    """JSON Schema of ProposalIn for the OpenAPI document."""
+    _, components = msgspec.json.schema_components(
+        [ProposalIn], ref_template="#/components/schemas/{name}"
+    )
+    return components
 
 
 class ProposalRejected(Exception):
@@ -67,11 +90,31 @@ def proposal_decode(body: bytes) -> ProposalIn:
         raise ProposalRejected(400, "The proposal is not valid.", msgspec_errors(exc)) from exc
     except msgspec.DecodeError as exc:
         raise ProposalRejected(400, f"The body is not valid JSON: {exc}.") from exc
-    if not proposal.action_id:
-        raise ProposalRejected(
-            400, "The proposal is not valid.", {"action_id": ["This field is required."]}
-        )
     return proposal
+
+
+# The active policy's key rides along: one round trip for everything the decision reads.
+_AGENT_STATE_SQL = (
+    "SELECT halted, halted_reason, autonomy_mode, (" + ACTIVE_VERSION_SQL + ") "
+    "FROM fleet_agent WHERE id = %s"
+)
+
+
+def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str, str | None]:
+    """(halted, halted_reason, autonomy_mode, active policy's key) as committed now; the agent
+    row is held until this transaction ends.
+
+    FOR SHARE makes a halt and a proposal of the same agent strictly ordered: a halt committed
+    before this read is seen, and one arriving later waits until this proposal is decided. Other
+    proposals of the agent share the lock and do not wait for each other.
+    """
+    sql = _AGENT_STATE_SQL + (
+        " FOR SHARE OF fleet_agent" if connection.vendor == "postgresql" else ""
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [agent.pk])
+        halted, reason, mode, policy_key = cursor.fetchone()
+    return bool(halted), reason or "", mode, policy_key
 
 
 def action_propose(
@@ -79,18 +122,20 @@ def action_propose(
 ) -> ProposalAnswer:
     """Decides a proposal once: a retry with the same arguments gets the same answer, other
     arguments under the same action_id get 409, a halted agent gets 423."""
-    if agent.halted:
-        raise ProposalRejected(
-            423,
-            f"{agent.slug} is halted: {agent.halted_reason or 'no reason given'}. "
-            "Nothing may run until a person resumes it.",
-        )
-    now = now or timezone.now()
     data = msgspec.to_builtins(proposal)
     arguments = {k: data[k] for k in ProposalData.__struct_fields__ if k in data}
     with transaction.atomic():
+        halted, halted_reason, autonomy_mode, policy_key = _agent_state_for_decision(agent)
+        if halted:
+            raise ProposalRejected(
+                423,
+                f"{agent.slug} is halted: {halted_reason or 'no reason given'}. "
+                "Nothing may run until a person resumes it.",
+            )
+        now = now or timezone.now()
         # Locking the action row serialises concurrent proposals of the same action_id.
-        action = actions_lock_for_ingest(owners={proposal.action_id: agent.pk})[proposal.action_id]
+        locked = actions_lock_for_ingest(owners={proposal.action_id: agent.pk})
+        action = locked[proposal.action_id]
         if action.agent_id != agent.pk:
             raise ProposalRejected(409, "This action_id belongs to another agent; use a new one.")
         if action.proposal_event_id is not None:
@@ -101,7 +146,7 @@ def action_propose(
                     "parameters). A changed proposal needs a new action_id.",
                 )
             return ProposalAnswer(action, created=False)
-        decision = active_policy().evaluate(
+        decision = policy_compiled(policy_key).evaluate(
             Proposal(
                 action_type=proposal.action_type,
                 target=proposal.target,
@@ -110,7 +155,7 @@ def action_propose(
                 confidence=proposal.confidence,
                 agent=agent.slug,
                 team=agent.team.slug,
-                autonomy_mode=agent.autonomy_mode,
+                autonomy_mode=autonomy_mode,
                 rollback_plan=proposal.rollback_plan,
                 parameters=proposal.parameters,
             ),
@@ -153,8 +198,13 @@ def action_propose(
             source=EventSource.OPSDASH,
             allowed_types=ALL_TYPES,
             agents_by_slug=lambda slug: agent if slug == agent.slug else None,
+            locked_actions=locked,
+            expect_new=True,
         )
         if result.rejected:
             raise ProposalRejected(400, "The proposal is not valid.", result.rejected[0]["errors"])
-        action.refresh_from_db()
+        # The ingest folded both events into `action` in place, under the lock held here.
+        if action.status == ActionStatus.PENDING_APPROVAL:
+            # Approvers in chat hear of it once the proposal is committed.
+            transaction.on_commit(lambda: action_pending_announce(action.action_id))
         return ProposalAnswer(action, created=True)

@@ -13,7 +13,7 @@ from apps.actions.callbacks import actions_after_fold, actions_before_fold
 from apps.actions.models import Action, ActionStatus
 from apps.audit.canonical import content_hash, encode_json
 from apps.audit.models import EventType
-from apps.core.db import pg_insert_missing, rows_update
+from apps.core.db import pg_upsert_locked, rows_update
 
 FOLDED_TYPES = frozenset(
     {
@@ -48,23 +48,23 @@ class ActionFact:
 def actions_lock_for_ingest(*, owners: dict[str, int]) -> dict[str, Action]:
     """Creates missing Action rows and locks all of them, in action_id order.
 
-    `owners` maps each action_id to the agent that would own a new row. Rows are created with
-    ON CONFLICT DO NOTHING first, so two batches that both start the same action never collide,
-    then locked in one sorted order so concurrent batches cannot deadlock.
+    `owners` maps each action_id to the agent that would own a new row. Two batches that both
+    start the same action never collide (ON CONFLICT), and rows are locked in one sorted order
+    so concurrent batches cannot deadlock.
     """
     if not owners:
         return {}
-    now = timezone.now()
     ordered = sorted(owners)
     if connection.vendor == "postgresql":
-        pg_insert_missing(
+        rows = pg_upsert_locked(
             Action, key="action_id", keys=ordered, owners=[owners[a] for a in ordered]
         )
-    else:
-        Action.objects.bulk_create(
-            [Action(action_id=a, agent_id=owners[a], updated_at=now) for a in ordered],
-            ignore_conflicts=True,
-        )
+        return {action.action_id: action for action in rows}
+    now = timezone.now()
+    Action.objects.bulk_create(
+        [Action(action_id=a, agent_id=owners[a], updated_at=now) for a in ordered],
+        ignore_conflicts=True,
+    )
     qs = Action.objects.filter(action_id__in=ordered).order_by("action_id")
     if connection.features.has_select_for_update:
         qs = qs.select_for_update()

@@ -1,14 +1,16 @@
 from typing import Any
 
+from apps.actions.propose import proposal_schema_components
 from apps.audit.schemas import DATA_SCHEMAS, json_schema_for_docs
 
 
 def add_event_schemas(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
-    """Publishes the msgspec event schemas (envelope and each type's data) as components."""
+    """Publishes the msgspec schemas (event envelope, each type's data, a proposal) as components."""
     components = result.setdefault("components", {}).setdefault("schemas", {})
     components.update(json_schema_for_docs())
+    components.update(proposal_schema_components())
     envelope = components.get("EventIn")
     if envelope:
         lines = [

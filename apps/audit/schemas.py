@@ -104,15 +104,49 @@ class NoteData(Struct):
 
 
 class ProposalData(Struct):
-    action_type: Annotated[str, Meta(min_length=1, max_length=128, pattern=r"^[a-z0-9_.:-]+$")]
-    target: Annotated[str, Meta(min_length=1, max_length=1000)]
-    risk: Risk
-    confidence: Annotated[float, Meta(ge=0, le=1)]
-    env: Annotated[str, Meta(min_length=1, max_length=32)] = "prod"
-    rationale: str = ""
-    citations: list[Any] = []
-    rollback_plan: str | None = None
-    parameters: dict[str, Any] = {}
+    """What an agent proposes to do; the policy decides on it and an approval binds to it."""
+
+    action_type: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=128,
+            pattern=r"^[a-z0-9_.:-]+$",
+            description="What to do, dotted, e.g. `k8s.restart_deployment` (policy globs match it).",
+        ),
+    ]
+    target: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            max_length=1000,
+            description="What it acts on, as a URI, e.g. `k8s://prod/payments/api`.",
+        ),
+    ]
+    risk: Annotated[
+        Risk,
+        Meta(description="The agent's own risk claim; the policy may raise it, never lower it."),
+    ]
+    confidence: Annotated[
+        float, Meta(ge=0, le=1, description="The agent's confidence that this fixes the problem.")
+    ]
+    env: Annotated[
+        str, Meta(min_length=1, max_length=32, description="Environment, e.g. prod or staging.")
+    ] = "prod"
+    rationale: Annotated[
+        str, Meta(description="Why, in the agent's words (shown to approvers).")
+    ] = ""
+    citations: Annotated[
+        list[Any],
+        Meta(description="Evidence: files, resources, log lines or metrics the rationale cites."),
+    ] = []
+    rollback_plan: Annotated[
+        str | None, Meta(description="How to undo it; policies may require one.")
+    ] = None
+    parameters: Annotated[
+        dict[str, Any],
+        Meta(description="Arguments of the action (e.g. replicas); part of what is approved."),
+    ] = {}
 
 
 class PolicyDecisionData(Struct):

@@ -72,15 +72,28 @@ def _insert_missing_sql(model: type[models.Model], key: str) -> tuple[str, tuple
     return sql, tuple(rest)
 
 
-def pg_insert_missing(
-    model: type[models.Model], *, key: str, keys: Sequence[str], owners: Sequence[int]
-) -> None:
-    """Creates rows that do not exist yet (model defaults elsewhere), in one statement.
+@cache
+def _upsert_locked_sql(model: type[models.Model], key: str) -> tuple[str, tuple[Any, ...]]:
+    insert, rest = _insert_missing_sql(model, key)
+    quote = connection.ops.quote_name
+    column = quote(_column(model._meta.get_field(key)))
+    # The no-op update takes the row lock of existing rows, in key order, and RETURNING gives
+    # new and existing rows alike: create-and-lock in one round trip.
+    sql = insert.replace(
+        f"ON CONFLICT ({column}) DO NOTHING",
+        f"ON CONFLICT ({column}) DO UPDATE SET {column} = EXCLUDED.{column} RETURNING *",
+    )
+    return sql.replace("%b", "%s"), rest
 
-    The model's Python defaults are sent as parameters, so adding a field needs no change here.
+
+def pg_upsert_locked(
+    model: type[models.Model], *, key: str, keys: Sequence[str], owners: Sequence[int]
+) -> list[Any]:
+    """Creates missing rows and locks all of them until the transaction ends; returns them.
+
+    Equivalent to INSERT … ON CONFLICT DO NOTHING followed by SELECT … ORDER BY key FOR UPDATE, in one
+    statement. Rows come back through the ORM's raw() so field converters apply.
     """
-    sql, fields = _insert_missing_sql(model, key)
+    sql, fields = _upsert_locked_sql(model, key)
     defaults = [f.get_db_prep_save(f.get_default(), connection) for f in fields]
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, [*defaults, list(keys), list(owners)])
+    return list(model._default_manager.raw(sql, [*defaults, list(keys), list(owners)]))

@@ -46,7 +46,7 @@ def absolute_url(url: str) -> str:
     """Links in emails and chat must work outside the browser session."""
     if not url or "://" in url:
         return url
-    return settings.OPSDASH_BASE_URL.rstrip("/") + "/" + url.lstrip("/")
+    return settings.SITE_URL.rstrip("/") + "/" + url.lstrip("/")
 
 
 def notify_recipients(

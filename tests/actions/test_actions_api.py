@@ -114,7 +114,14 @@ def test_bad_proposals_get_field_errors(agent, policy):
     response = _propose(client, confidence=1.5)
     assert response.status_code == 400
     assert "confidence" in response.json()["detail"]
-    assert _propose(client, action_id="").status_code == 400
+    empty = _propose(client, action_id="")
+    assert (empty.status_code, list(empty.json()["detail"])) == (400, ["action_id"])
+    body = {"action_type": "k8s.restart_deployment", "target": "k8s://prod/x", "risk": "low"}
+    missing = client.post(
+        "/api/v1/actions", {**body, "confidence": 0.5}, content_type="application/json"
+    )
+    assert missing.status_code == 400
+    assert missing.json()["detail"] == {"action_id": ["This field is required."]}
     assert _propose(client, risk="extreme").status_code == 400
     assert (
         client.post("/api/v1/actions", "nope", content_type="application/json").status_code == 400
@@ -167,3 +174,32 @@ def test_long_poll_returns_when_the_decision_arrives(agent, policy):
     started = time.monotonic()
     assert client.get("/api/v1/actions/act-1", {"wait": 10}).json()["status"] == "approved"
     assert time.monotonic() - started < 1  # decided: no waiting
+
+
+def test_long_polls_beyond_the_slots_answer_at_once(agent, policy):
+    from apps.actions import api
+
+    client = _client(agent)
+    _propose(client)
+    held = []
+    while api._LONG_POLL_SLOTS.acquire(blocking=False):  # every slot taken by other polls
+        held.append(1)
+    try:
+        started = time.monotonic()
+        response = client.get("/api/v1/actions/act-1", {"wait": 10})
+        assert time.monotonic() - started < 1
+        assert (response.status_code, response["Retry-After"]) == (200, "2")
+        assert response.json()["status"] == "pending_approval"
+    finally:
+        for _ in held:
+            api._LONG_POLL_SLOTS.release()
+    assert len(held) == 4  # WEB_THREADS 8 by default: half may sleep in a long-poll
+
+
+def test_wait_must_be_a_number(agent, policy):
+    client = _client(agent)
+    _propose(client)
+    response = client.get("/api/v1/actions/act-1", {"wait": "soon"})
+    assert response.status_code == 400
+    assert response.json()["detail"] == {"wait": ["A number of seconds."]}
+    assert client.get("/api/v1/actions/nope", {"wait": 1}).status_code == 404

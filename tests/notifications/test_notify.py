@@ -83,7 +83,7 @@ def test_the_same_dedup_key_notifies_each_person_once(people, django_capture_on_
 def test_email_is_sent_once_per_person_with_an_absolute_link(
     people, settings, eager_celery, django_capture_on_commit_callbacks
 ):
-    settings.OPSDASH_BASE_URL = "https://opsdash.example.com"
+    settings.SITE_URL = "https://opsdash.example.com"
     with django_capture_on_commit_callbacks(execute=True):
         notify(
             kind="policy_violation",
@@ -140,7 +140,7 @@ def test_the_webhook_gets_slack_json_once(
     people, settings, receiver, eager_celery, django_capture_on_commit_callbacks
 ):
     settings.NOTIFY_WEBHOOK_URL = receiver.url + "/hooks/T1"
-    settings.OPSDASH_BASE_URL = "https://opsdash.example.com"
+    settings.SITE_URL = "https://opsdash.example.com"
     for _ in range(2):
         with django_capture_on_commit_callbacks(execute=True):
             notify(

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
+from apps.actions.models import Action
 from apps.actions.services import (
     FOLDED_TYPES,
     ActionFact,
@@ -62,12 +63,17 @@ def event_batch_ingest(
     allowed_types: frozenset[str] | None = None,
     agents_by_slug: Callable[[str], Agent | None] | None = None,
     first_index: int = 0,
+    locked_actions: dict[str, Action] | None = None,
+    expect_new: bool = False,
 ) -> IngestResult:
     """Validates, stores and seals a batch; good items are kept even when others are refused.
 
     Returns per-item rejections by index. Everything stored is committed before this returns;
     derived work is queued only after the commit (and a periodic sweep catches up if the broker
-    is down).
+    is down). A caller already inside a transaction that holds the row locks of every action
+    the batch touches passes them as `locked_actions`; they are folded in place. A caller that
+    expects every id to be new skips the duplicate pre-check (`expect_new`); a repeat is still
+    caught by the insert and reported as a duplicate or a conflict.
     """
     if allowed_types is None:
         allowed_types = AGENT_WRITABLE_TYPES if source == EventSource.API else ALL_TYPES
@@ -86,7 +92,7 @@ def event_batch_ingest(
         except ItemError as exc:
             result.rejected.append({"index": index, "id": exc.event_id, "errors": exc.errors})
     if prepared:
-        _store(prepared, source, result)
+        _store(prepared, source, result, locked_actions, expect_new)
     result.rejected.sort(key=lambda r: r["index"])
     return result
 
@@ -117,7 +123,13 @@ def _classify_known(
     return fresh
 
 
-def _store(prepared: list[PreparedEvent], source: str, result: IngestResult) -> None:
+def _store(
+    prepared: list[PreparedEvent],
+    source: str,
+    result: IngestResult,
+    locked_actions: dict[str, Action] | None,
+    expect_new: bool,
+) -> None:
     # Repeats inside one batch: the first occurrence stands for the id.
     first_seen: dict[uuid.UUID, PreparedEvent] = {}
     unique: list[PreparedEvent] = []
@@ -132,15 +144,19 @@ def _store(prepared: list[PreparedEvent], source: str, result: IngestResult) -> 
             _reject(result, event, {"id": [CONFLICT_MESSAGE + " (repeated within this batch)"]})
 
     batch_id = uuid.uuid4()
-    with transaction.atomic():
-        known = known_hashes([e.event_id for e in unique])
+    # Inside a caller's transaction no savepoint is needed: any error here aborts it whole.
+    with transaction.atomic(savepoint=False):
+        known = {} if expect_new else known_hashes([e.event_id for e in unique])
         fresh = _classify_known(unique, known, result) if known else unique
 
         owners: dict[str, int] = {}
         for event in fresh:
             if event.action_id and event.event_type in FOLDED_TYPES:
                 owners.setdefault(event.action_id, event.agent.pk)
-        actions = actions_lock_for_ingest(owners=owners)
+        if locked_actions is not None and owners.keys() <= locked_actions.keys():
+            actions = locked_actions
+        else:
+            actions = actions_lock_for_ingest(owners=owners)
         if actions:
             owned = []
             for event in fresh:

@@ -51,42 +51,81 @@ def ledger_batch_seal(
     """Chains one batch onto the ledger. Call inside the ingest transaction, as its last write.
 
     The head row is the only lock shared by all writers; taking it last keeps it held for
-    the shortest time (one batch, never one event).
+    the shortest time (one batch, never one event). On PostgreSQL the seal and the new head
+    are written by one statement, so the lock is held for two round trips and the commit.
     """
-    qs = LedgerHead.objects.all()
-    if connection.features.has_select_for_update:
-        qs = qs.select_for_update()
-    try:
-        head = qs.get(pk=1)
-    except LedgerHead.DoesNotExist:
-        # Only after a table flush (tests); ON CONFLICT keeps two first writers from colliding.
-        LedgerHead.objects.bulk_create(
-            [LedgerHead(pk=1, seq=0, seal_hash=GENESIS_HASH)], ignore_conflicts=True
-        )
-        head = qs.get(pk=1)
-    sealed_at = timezone.now()
-    seq = head.seq + 1
     root = merkle_root(content_hashes)
-    seal = LedgerSeal.objects.create(
+    head_seq, head_hash = _ledger_head_locked()
+    sealed_at = timezone.now()
+    seq = head_seq + 1
+    seal = LedgerSeal(
         seq=seq,
         batch_id=batch_id,
         event_count=len(content_hashes),
         merkle_root=root,
-        prev_seal_hash=head.seal_hash,
+        prev_seal_hash=head_hash,
         seal_hash=seal_hash_compute(
             seq=seq,
             batch_id=batch_id,
             event_count=len(content_hashes),
             root=root,
-            prev_seal_hash=head.seal_hash,
+            prev_seal_hash=head_hash,
             sealed_at=sealed_at,
             source=source,
         ),
         sealed_at=sealed_at,
         source=source,
     )
-    LedgerHead.objects.filter(pk=1).update(seq=seq, seal_hash=seal.seal_hash)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _PG_SEAL,
+                [
+                    seal.seq,
+                    seal.batch_id,
+                    seal.event_count,
+                    seal.merkle_root,
+                    seal.prev_seal_hash,
+                    seal.seal_hash,
+                    seal.sealed_at,
+                    seal.source,
+                    seal.seq,
+                    seal.seal_hash,
+                ],
+            )
+    else:
+        seal.save(force_insert=True)
+        LedgerHead.objects.filter(pk=1).update(seq=seq, seal_hash=seal.seal_hash)
     return seal
+
+
+_PG_SEAL = """
+WITH sealed AS (
+    INSERT INTO audit_ledgerseal (seq, batch_id, event_count, merkle_root, prev_seal_hash,
+        seal_hash, sealed_at, source)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+)
+UPDATE audit_ledgerhead SET seq = %s, seal_hash = %s WHERE id = 1
+"""
+
+
+_HEAD_SQL = "SELECT seq, seal_hash FROM audit_ledgerhead WHERE id = 1"
+
+
+def _ledger_head_locked() -> tuple[int, str]:
+    """The head's (seq, seal_hash), locked until the transaction ends."""
+    sql = _HEAD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
+    with connection.cursor() as cursor:
+        cursor.execute(sql)
+        row = cursor.fetchone()
+        if row is None:
+            # Only after a table flush (tests); ON CONFLICT keeps two first writers from colliding.
+            LedgerHead.objects.bulk_create(
+                [LedgerHead(pk=1, seq=0, seal_hash=GENESIS_HASH)], ignore_conflicts=True
+            )
+            cursor.execute(sql)
+            row = cursor.fetchone()
+    return int(row[0]), str(row[1])
 
 
 # The stored columns a hash covers, data as JSON text (decoded by msgspec: faster than the ORM).
