@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "apps.policy",
     "apps.chatops",
     "apps.assist",
+    "apps.notifications",
 ]
 
 MIDDLEWARE = [
@@ -100,6 +101,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "apps.core.context_processors.navigation",
+                "apps.notifications.context_processors.notifications",
             ],
         },
     },
@@ -231,6 +233,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "chatops.interactions_prune",
         "schedule": 24 * 3600.0,
     },
+    # Pending actions past their escalation or expiry time.
+    "actions-deadlines-sweep": {
+        "task": "actions.deadlines_sweep",
+        "schedule": env.float("ACTION_DEADLINES_SWEEP_SECONDS", default=60.0),
+    },
+    # Agent callbacks, emails and chat messages whose queued task was lost.
+    "actions-callbacks-sweep": {
+        "task": "actions.callbacks_sweep",
+        "schedule": env.float("OUTBOUND_SWEEP_SECONDS", default=60.0),
+    },
+    "notifications-outbox-sweep": {
+        "task": "notifications.outbox_sweep",
+        "schedule": env.float("OUTBOUND_SWEEP_SECONDS", default=60.0),
+    },
 }
 
 # Long-polls (GET /api/v1/actions/{id}?wait=) allowed to sleep at once per web process; keep it
@@ -279,6 +295,37 @@ if not 0 < ASSIST_TIMEOUT_SECONDS <= 600:
     raise ImproperlyConfigured("ASSIST_TIMEOUT_SECONDS must be above 0 and at most 600.")
 if not 0 <= ASSIST_MAX_RETRIES <= 5:
     raise ImproperlyConfigured("ASSIST_MAX_RETRIES must be between 0 and 5.")
+# Notifications (links in them start with SITE_URL) and agent callbacks.
+# Email: SMTP when EMAIL_HOST is set, the console in DEBUG, otherwise off (tests use locmem).
+EMAIL_HOST = env.str("EMAIL_HOST", default="")
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default=(
+        "django.core.mail.backends.smtp.EmailBackend"
+        if EMAIL_HOST
+        else "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.dummy.EmailBackend"
+    ),
+)
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="opsdash <opsdash@localhost>")
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("Set at most one of EMAIL_USE_TLS and EMAIL_USE_SSL.")
+# A Slack-compatible incoming webhook (its URL is a secret: NOTIFY_WEBHOOK_URL_FILE works).
+NOTIFY_WEBHOOK_URL = env_secret("NOTIFY_WEBHOOK_URL", "")
+NOTIFY_WEBHOOK_MAX_ATTEMPTS = env.int("NOTIFY_WEBHOOK_MAX_ATTEMPTS", default=8)
+# Agent decision callbacks: 8 attempts, 30 s doubling (capped at 20 min), span about an hour.
+CALLBACK_MAX_ATTEMPTS = env.int("CALLBACK_MAX_ATTEMPTS", default=8)
+OUTBOUND_BACKOFF_BASE_SECONDS = env.float("OUTBOUND_BACKOFF_BASE_SECONDS", default=30.0)
+for _name in ("NOTIFY_WEBHOOK_MAX_ATTEMPTS", "CALLBACK_MAX_ATTEMPTS"):
+    if not 1 <= globals()[_name] <= 50:
+        raise ImproperlyConfigured(f"{_name} must be between 1 and 50.")
 
 OPSDASH_REQUIRE_SERVICES = env.bool("OPSDASH_REQUIRE_SERVICES", default=False)
 

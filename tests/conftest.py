@@ -3,7 +3,7 @@
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +18,19 @@ from apps.fleet.models import Agent, Team
 from apps.fleet.services import agent_token_mint
 
 REQUIRE_SERVICES = os.environ.get("OPSDASH_REQUIRE_SERVICES", "") in ("1", "true", "yes")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_policy_caches() -> Iterator[None]:
+    """The shadow configuration and compiled versions are cached per process: a test's rows
+    are rolled back, so no cache may outlive the test that filled it."""
+    from apps.policy.selectors import compiled_version, shadow_config_forget
+
+    shadow_config_forget()
+    compiled_version.cache_clear()
+    yield
+    shadow_config_forget()
+    compiled_version.cache_clear()
 
 
 def service_missing(what: str) -> None:

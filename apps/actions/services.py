@@ -9,6 +9,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from apps.actions.callbacks import actions_after_fold, actions_before_fold
 from apps.actions.models import Action, ActionStatus
 from apps.audit.canonical import content_hash, encode_json
 from apps.audit.models import EventType
@@ -76,6 +77,7 @@ def actions_apply_facts(*, actions: dict[str, Action], facts: Iterable[ActionFac
     for fact in facts:
         by_action[fact.action_id].append(fact)
     changed: list[Action] = []
+    before = actions_before_fold(actions, list(by_action))
     for action_id, action_facts in by_action.items():
         action = actions[action_id]
         for fact in action_facts:
@@ -85,6 +87,7 @@ def actions_apply_facts(*, actions: dict[str, Action], facts: Iterable[ActionFac
         action.updated_at = timezone.now()
         changed.append(action)
     rows_update(changed, _UPDATED_FIELDS)
+    actions_after_fold(actions=changed, before=before)
     return len(changed)
 
 

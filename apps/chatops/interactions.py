@@ -76,6 +76,7 @@ def _tell(response_url: str, text: str, *, icon: str = ":no_entry:") -> None:
 
 
 def _refresh(action_id: str) -> None:
+    """For what the read model does not announce itself: a vote short of final, a refusal."""
     transaction.on_commit(partial(task_queue, slack_message_refresh_task, action_id))
 
 
@@ -137,10 +138,12 @@ def _block_actions(config: SlackConfig, payload: BlockActionsPayload) -> Interac
                         "approvers: one approver who does not own it is still needed.",
                         icon=":information_source:",
                     )
+                if not decided.final:
+                    _refresh(action_id)  # "1 of 2"; a final decision refreshes via the read model
             except DecisionRefused as exc:
                 outcome = str(exc)
                 _tell(response_url, outcome)
-            _refresh(action_id)
+                _refresh(action_id)
         else:
             outcome = _reject_dialog_open(config, payload, action_id)
         interaction.outcome = outcome[:500]
@@ -212,7 +215,7 @@ def _view_submission(config: SlackConfig, payload: ViewSubmissionPayload) -> Int
                 outcome = decided.action.status
             except DecisionRefused as exc:
                 refusal = str(exc)
-            _refresh(context.action_id)
+                _refresh(context.action_id)
         reply = InteractionReply()
         if refusal:
             outcome = refusal

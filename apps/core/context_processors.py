@@ -21,7 +21,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         )
         sections.append(("Actions", [("actions:list", "Actions")]))
         sections.append(("Governance", [("policy:versions", "Policy")]))
-    account = [("accounts:tokens", "My API tokens")]
+    account = [("notifications:inbox", "Notifications"), ("accounts:tokens", "My API tokens")]
     if has_role(user, ADMIN):
         account.insert(0, ("fleet:agents", "Agents & tokens"))
     sections.append(("Settings", account))

@@ -28,3 +28,17 @@ class AgentForm(forms.Form):
     team = forms.ModelChoiceField(queryset=Team.objects.order_by("slug"), to_field_name="slug")
     autonomy_mode = forms.ChoiceField(choices=AutonomyMode.choices, initial=AutonomyMode.SUGGEST)
     environment = forms.CharField(max_length=32, initial="prod")
+
+
+class CallbackForm(forms.Form):
+    url = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        label="Callback URL",
+        help_text="https only; link-local and cloud metadata addresses are refused.",
+    )
+
+    def clean_url(self) -> str:
+        from apps.actions.callbacks import callback_url_check
+
+        return callback_url_check(self.cleaned_data["url"])

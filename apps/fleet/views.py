@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from apps.accounts.roles import ADMIN
 from apps.core.views import role_required
-from apps.fleet.forms import AgentForm, AgentTokenForm, TeamForm
+from apps.fleet.forms import AgentForm, AgentTokenForm, CallbackForm, TeamForm
 from apps.fleet.models import Agent, AgentToken, Team
 from apps.fleet.selectors import agent_tokens
 from apps.fleet.services import agent_create, agent_token_mint, agent_token_revoke, team_create
@@ -82,11 +82,58 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
             form = AgentTokenForm()
     else:
         form = AgentTokenForm()
-    return render(
-        request,
-        "fleet/agent_detail.html",
-        {"agent": agent, "tokens": agent_tokens(agent), "form": form, "new_token": new_token},
+    return _agent_detail_render(request, agent, form=form, new_token=new_token)
+
+
+def _agent_detail_render(
+    request: HttpRequest, agent: Agent, status: int = 200, **extra: Any
+) -> HttpResponse:
+    from apps.notifications.selectors import callback_deliveries_recent
+
+    context = {
+        "agent": agent,
+        "tokens": agent_tokens(agent),
+        "form": AgentTokenForm(),
+        "callback_form": CallbackForm(initial={"url": agent.callback_url}),
+        "deliveries": callback_deliveries_recent(agent=agent),
+        **extra,
+    }
+    return render(request, "fleet/agent_detail.html", context, status=status)
+
+
+@require_POST
+@role_required(ADMIN)
+def agent_callback(request: HttpRequest, slug: str) -> HttpResponse:
+    """Sets, clears, or gives a new secret to the agent's decision callback."""
+    from apps.actions.callbacks import (
+        agent_callback_clear,
+        agent_callback_secret_rotate,
+        agent_callback_set,
     )
+
+    agent = get_object_or_404(Agent.objects.select_related("team"), slug=slug)
+    op = request.POST.get("op", "")
+    if op == "clear":
+        agent_callback_clear(agent=agent)
+        messages.success(request, "Callback removed; pending retries stop at their next attempt.")
+        return redirect("fleet:agent", slug=slug)
+    if op == "rotate":
+        if not agent.callback_url:
+            messages.error(request, "Set a callback URL first; the secret comes with it.")
+            return redirect("fleet:agent", slug=slug)
+        secret = agent_callback_secret_rotate(agent=agent)
+        return _agent_detail_render(request, agent, new_callback_secret=secret)
+    if op != "set":
+        messages.error(request, "Unknown callback operation.")
+        return redirect("fleet:agent", slug=slug)
+    form = CallbackForm(request.POST)
+    if not form.is_valid():
+        return _agent_detail_render(request, agent, callback_form=form, status=400)
+    first_secret = agent_callback_set(agent=agent, url=form.cleaned_data["url"])
+    messages.success(request, f"Callback URL set to {agent.callback_url}.")
+    if first_secret is None:
+        return redirect("fleet:agent", slug=slug)
+    return _agent_detail_render(request, agent, new_callback_secret=first_secret)
 
 
 @require_POST

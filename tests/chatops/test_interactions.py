@@ -571,15 +571,12 @@ def test_when_the_dialog_cannot_open_the_approver_gets_the_web_link(
     assert Action.objects.get(action_id="act-1").status == "pending_approval"
 
 
-def test_a_decision_made_on_the_web_can_update_the_slack_request(
+def test_a_decision_made_on_the_web_updates_the_slack_request(
     slack_on, agent, propose, omar, django_capture_on_commit_callbacks
 ):
-    from apps.chatops.hooks import action_decision_announce
-
     propose(agent)
     with django_capture_on_commit_callbacks(execute=True):
         action_decide(action_id="act-1", user=omar, approve=False, reason="wrong cluster")
-        action_decision_announce("act-1")
     [update] = _updates(slack_on)
     assert _status_line(update).startswith(":x: *Rejected* by omar: wrong cluster — ")
     assert not _has_buttons(update)

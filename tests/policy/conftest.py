@@ -1,22 +1,10 @@
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
 from apps.accounts.services import personal_token_mint
-from apps.policy.selectors import compiled_version, shadow_config_forget
-
-
-@pytest.fixture(autouse=True)
-def _fresh_policy_caches() -> Iterator[None]:
-    """The shadow configuration and compiled versions are cached per process: a test's rows
-    are rolled back, so no cache may outlive the test that filled it."""
-    shadow_config_forget()
-    compiled_version.cache_clear()
-    yield
-    shadow_config_forget()
-    compiled_version.cache_clear()
 
 
 @pytest.fixture
