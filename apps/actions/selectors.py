@@ -233,7 +233,7 @@ def pending_queue(
         rows.append(
             QueueRow(
                 action=action,
-                risk=action.risk_effective or "",  # type: ignore[attr-defined]
+                risk=action.risk_effective or "",
                 voters=voters,
                 required=required,
                 deadline=deadline_text(action.expires_at, now),
@@ -350,7 +350,7 @@ def action_timeline(*, action: Action, user: object) -> tuple[list[TimelineItem]
     items = [
         TimelineItem(
             event=e,
-            offset="start" if e.ts == start else f"+{duration_short(e.ts - start)}",  # type: ignore[operator]
+            offset="start" if e.ts == start else f"+{duration_short(e.ts - start)}",
             from_incident=e.action_id is None,
             bodies=_bodies(e),
         )
