@@ -265,6 +265,17 @@ BODY_FIELDS = {
 }
 
 
+STORY_ORDER = {
+    EventType.ALERT: 0,
+    EventType.CONTEXT: 1,
+    EventType.PROPOSAL: 3,
+    EventType.POLICY_DECISION: 4,
+    EventType.APPROVAL: 5,
+    EventType.EXECUTION: 6,
+    EventType.ROLLBACK: 7,
+    EventType.OUTCOME: 8,
+    EventType.VERDICT: 9,
+}
 TYPE_LABELS = {
     EventType.ALERT: "Alert",
     EventType.CONTEXT: "Context read",
@@ -345,7 +356,8 @@ def action_timeline(*, action: Action, user: object) -> tuple[list[TimelineItem]
         .order_by("ts", "id")[: TIMELINE_LIMIT + 1]
     )
     cut = len(events) > TIMELINE_LIMIT
-    events = events[:TIMELINE_LIMIT]
+    # A proposal and its policy decision share one timestamp: the story's order breaks ties.
+    events = sorted(events[:TIMELINE_LIMIT], key=lambda e: (e.ts, STORY_ORDER.get(e.type, 2)))
     start = events[0].ts if events else None
     items = [
         TimelineItem(
