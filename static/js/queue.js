@@ -169,10 +169,11 @@
     }
   });
 
-  document.addEventListener("htmx:afterSwap", function (event) {
+  // htmx:load fires on the new list itself: an outerHTML swap detaches the old one, whose
+  // afterSwap event no longer bubbles up to the document.
+  document.addEventListener("htmx:load", function (event) {
     var list = queueList();
-    if (!list || !list.isConnected) return;
-    if (event.detail.target.id !== "queue-list" && event.detail.elt !== list && !list.contains(event.detail.elt)) return;
+    if (!list || event.detail.elt !== list) return;
     var row = rowFor(selectedId);
     if (!row) {
       // The selected action left the queue (decided): select the one now in its place,
