@@ -351,7 +351,7 @@ def test_the_queue_page_needs_a_fixed_number_of_queries(
     with CaptureQueriesContext(connection) as many:
         assert client.get(reverse("actions:queue")).status_code == 200
     assert len(many) == len(few)
-    with django_assert_max_num_queries(14):
+    with django_assert_max_num_queries(16):
         client.get(reverse("actions:queue"), HTTP_HX_REQUEST="true")
 
 
