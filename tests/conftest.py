@@ -56,12 +56,13 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session", autouse=True)
 def collected_static(django_db_blocker: Any) -> None:
-    """Pages render with the production static storage, which needs collectstatic's manifest."""
-    from django.conf import settings
+    """Pages render with the production static storage, which needs collectstatic's manifest.
+
+    Run every session (it copies only what changed) so a new or edited file under static/ is
+    never missing from a manifest left by an earlier run."""
     from django.core.management import call_command
 
-    if not (settings.STATIC_ROOT / "staticfiles.json").exists():
-        call_command("collectstatic", interactive=False, verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         return {}
     from apps.core.selectors import fleet_state
 
+    state = fleet_state()
     sections: list[tuple[str, list[tuple[str, str]]]] = []
     if has_role(user, VIEWER):
         sections.append(
@@ -19,7 +20,8 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
                 [("home", "Fleet"), ("audit:events", "Audit log"), ("audit:ledger", "Ledger")],
             )
         )
-        sections.append(("Actions", [("actions:list", "Actions")]))
+        queue = f"Approval queue ({state['pending']})" if state["pending"] else "Approval queue"
+        sections.append(("Actions", [("actions:queue", queue), ("actions:list", "Actions")]))
         sections.append(("Governance", [("policy:versions", "Policy")]))
     account = [("notifications:inbox", "Notifications"), ("accounts:tokens", "My API tokens")]
     if has_role(user, ADMIN):
@@ -28,5 +30,5 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
     return {
         "nav_sections": sections,
         "roles": sorted(user_roles(user)),
-        "fleet_state": fleet_state(),
+        "fleet_state": state,
     }

@@ -12,6 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apps.audit.canonical import encode_json, format_ts
+from apps.core.durations import parse_ttl
+from apps.policy.engine import CompiledPolicy
+from apps.policy.schema import policy_parse
 
 DEMO_SEED = 20261126
 
@@ -129,12 +132,284 @@ LOG_LINES = [
 ]
 
 
+@dataclass(frozen=True)
+class QueueScenario:
+    """A kind of action the demo queue holds at the anchor: what, where, and its evidence."""
+
+    agent: str
+    action_type: str
+    target: str
+    env: str
+    risk: str
+    confidence: float
+    alert: str
+    severity: str
+    alert_summary: str
+    rationale: str
+    rollback: str | None
+    parameters: dict[str, Any]
+    services: tuple[str, ...]
+    # (source, uri, summary) of each context read.
+    context: tuple[tuple[str, str, str], ...]
+
+
+QUEUE_SCENARIOS = [
+    QueueScenario(
+        "k8s-healer",
+        "k8s.rollback_deployment",
+        "k8s://prod/{svc}/{svc}-deployment",
+        "prod",
+        "high",
+        0.86,
+        "KubePodCrashLooping",
+        "high",
+        "{svc} pods restarting {n} times in 10 minutes since revision {rev}",
+        "Pods of {svc} crash-loop with OOMKilled since revision {rev} rolled out; revision "
+        "{rev} raised the cache size. Rolling back restores the last healthy revision.",
+        "Re-apply revision {rev} with `kubectl rollout undo --to-revision={rev}`.",
+        {"to_revision": "{rev}"},
+        ("checkout", "search", "api"),
+        (
+            ("kubectl describe", "k8s://prod/{svc}/pods", "{n} of 6 pods OOMKilled, limit 512Mi"),
+            (
+                "deploy-history",
+                "deploy://{svc}/revisions/{rev}",
+                "revision {rev} rolled out 14 minutes ago",
+            ),
+            ("loki", "loki://prod/{svc}?since=30m", "{n}40 error lines, all after the rollout"),
+        ),
+    ),
+    QueueScenario(
+        "payments-sre",
+        "k8s.scale_deployment",
+        "k8s://prod/payments/{svc}",
+        "prod",
+        "low",
+        0.81,
+        "HighLatencyP99",
+        "high",
+        "p99 latency of {svc} at 2.{n}s for 10 minutes (objective 800 ms)",
+        "{svc} saturates its CPU at 6 replicas while checkout traffic is 1.{n}x the weekly peak; "
+        "scaling to 10 replicas keeps p99 under the objective.",
+        "Scale back to 6 replicas.",
+        {"replicas": 10, "previous_replicas": 6},
+        ("ledger", "billing", "checkout"),
+        (
+            (
+                "prometheus",
+                "promql://histogram_quantile(0.99, {svc})",
+                "p99 2.{n}s, CPU 94% on all pods",
+            ),
+            ("pagerduty", "pd://incidents/{hex}", "paged payments on-call 8 minutes ago"),
+        ),
+    ),
+    QueueScenario(
+        "queue-medic",
+        "queue.replay_dead_letters",
+        "amqp://prod/{svc}-events.dlq",
+        "prod",
+        "medium",
+        0.77,
+        "DeadLetterQueueNotEmpty",
+        "warning",
+        "{n}12 messages in {svc}-events.dlq",
+        "The consumer bug behind the dead letters was fixed in the deploy an hour ago; replaying "
+        "the {n}12 messages delivers the delayed notifications.",
+        "Messages replayed twice are dropped by the idempotency key; nothing to undo.",
+        {"max_messages": 5000},
+        ("notifications", "billing"),
+        (
+            ("rabbitmq", "amqp://prod/{svc}-events.dlq", "{n}12 messages, oldest 52 minutes"),
+            (
+                "deploy-history",
+                "deploy://{svc}-consumer",
+                "fix for null customer id deployed 61 minutes ago",
+            ),
+        ),
+    ),
+    QueueScenario(
+        "k8s-healer",
+        "k8s.cordon_node",
+        "k8s://prod/nodes/ip-10-0-{node}",
+        "prod",
+        "critical",
+        0.72,
+        "KubeNodeNotReady",
+        "critical",
+        "node ip-10-0-{node} NotReady for 6 minutes",
+        "Node ip-10-0-{node} flaps NotReady with disk pressure; cordoning it moves new pods to "
+        "healthy nodes while the disk is checked.",
+        "Uncordon the node.",
+        {"drain": False},
+        ("ingest", "search"),
+        (
+            (
+                "kubectl describe",
+                "k8s://prod/nodes/ip-10-0-{node}",
+                "DiskPressure=True, 97% of /var used",
+            ),
+            ("cloudwatch", "cw://ec2/ip-10-0-{node}/disk", "disk usage +14% in an hour"),
+        ),
+    ),
+    QueueScenario(
+        "cert-rotator",
+        "certs.reload_ingress",
+        "k8s://prod/ingress/{svc}-ingress",
+        "prod",
+        "medium",
+        0.9,
+        "TLSHandshakeErrors",
+        "high",
+        "TLS handshake errors on {svc}-ingress at {n}%",
+        "The renewed certificate for {svc} is in the secret but the ingress still serves the old "
+        "one, which expires in 2 days; reloading the ingress picks up the new one.",
+        "Restore the previous secret version and reload.",
+        {},
+        ("api", "auth"),
+        (
+            ("openssl s_client", "tls://{svc}.example.net:443", "served cert expires in 2 days"),
+            ("kubectl get secret", "k8s://prod/ingress/{svc}-tls", "secret updated 3 hours ago"),
+        ),
+    ),
+    QueueScenario(
+        "cost-sweeper",
+        "cloud.resize_instance",
+        "aws://staging/ec2/i-0{hex}",
+        "staging",
+        "high",
+        0.64,
+        "IdleComputeDetected",
+        "info",
+        "i-0{hex} below 5% CPU for 14 days",
+        "i-0{hex} (m5.4xlarge) averaged 3% CPU for two weeks; an m5.large covers its peak with "
+        "room to spare and saves about $480 a month.",
+        "Resize back to m5.4xlarge.",
+        {"from": "m5.4xlarge", "to": "m5.large"},
+        ("search", "ingest"),
+        (
+            ("cloudwatch", "cw://ec2/i-0{hex}/cpu?days=14", "CPU p95 7%, max 11%"),
+            ("cost explorer", "ce://staging/ec2/i-0{hex}", "$553 last month"),
+        ),
+    ),
+    QueueScenario(
+        "triage-bot",
+        "runbook.execute",
+        "runbook://{svc}/disk-cleanup",
+        "prod",
+        "medium",
+        0.55,
+        "DiskFillingUp",
+        "warning",
+        "/var/log on {svc} hosts 91% full, filling in ~3 h",
+        "Log rotation on {svc} stopped after the logrotate config change; the disk-cleanup "
+        "runbook compresses old logs and restarts logrotate.",
+        None,
+        {"hosts": "{svc}-*"},
+        ("auth", "notifications", "api"),
+        (
+            (
+                "prometheus",
+                "promql://node_filesystem_avail_bytes{{service='{svc}'}}",
+                "9% free, -3%/h",
+            ),
+            ("runbook-wiki", "wiki://runbooks/disk-cleanup", "runbook last run 41 days ago"),
+        ),
+    ),
+    QueueScenario(
+        "payments-sre",
+        "k8s.rollback_deployment",
+        "k8s://prod/payments/{svc}",
+        "prod",
+        "high",
+        0.91,
+        "ErrorRateBurn",
+        "critical",
+        "{svc} 5xx at {n}% (budget burn 14x)",
+        "Errors on {svc} started with revision {rev}: every failing request hits the new "
+        "currency-rounding path. Revision {rev} is the only change in the window.",
+        "Roll forward to revision {rev} once fixed.",
+        {"to_revision": "{rev}"},
+        ("ledger", "checkout"),
+        (
+            (
+                "tempo traces",
+                "tempo://prod/{svc}?status=error",
+                "all error traces pass round_currency()",
+            ),
+            (
+                "deploy-history",
+                "deploy://payments/{svc}/{rev}",
+                "revision {rev} rolled out 9 minutes ago",
+            ),
+            (
+                "loki",
+                "loki://prod/payments/{svc}",
+                "ValueError: invalid rounding mode, {n}31 times",
+            ),
+        ),
+    ),
+    QueueScenario(
+        "queue-medic",
+        "queue.purge_queue",
+        "amqp://staging/{svc}-retry",
+        "staging",
+        "critical",
+        0.68,
+        "QueueBacklogGrowing",
+        "high",
+        "{svc}-retry backlog at {n}00k messages",
+        "The staging load test left {n}00k synthetic messages in {svc}-retry that block real "
+        "test traffic; purging drops only load-test messages.",
+        "None possible: purged messages are gone (they are synthetic).",
+        {"filter": "header.loadtest=true"},
+        ("notifications", "ingest"),
+        (
+            (
+                "rabbitmq",
+                "amqp://staging/{svc}-retry",
+                "{n}00k messages, 99.8% with loadtest header",
+            ),
+        ),
+    ),
+    QueueScenario(
+        "triage-bot",
+        "k8s.restart_deployment",
+        "k8s://prod/{svc}/{svc}-deployment",
+        "prod",
+        "low",
+        0.83,
+        "HighLatencyP99",
+        "warning",
+        "{svc} p99 latency 1.{n}s",
+        "{svc} pods hold stale connections to the database after last night's failover; "
+        "a rolling restart reconnects them.",
+        "Nothing to undo: a rolling restart keeps the same revision.",
+        {"strategy": "rolling"},
+        ("search", "auth", "api"),
+        (
+            (
+                "prometheus",
+                "promql://pg_stat_activity{{app='{svc}'}}",
+                "{n}0 connections to the old primary",
+            ),
+            ("pagerduty", "pd://incidents/{hex}", "DB failover at 02:14 UTC"),
+        ),
+    ),
+]
+
+
 @dataclass
 class DemoBatches:
     """Demo events split by who writes them: agents (API) or opsdash itself."""
 
     agent_events: list[bytes] = field(default_factory=list)
     opsdash_events: list[bytes] = field(default_factory=list)
+
+
+def _demo_policy() -> CompiledPolicy:
+    from apps.demo.services import DEMO_POLICY
+
+    return CompiledPolicy(policy_parse(DEMO_POLICY.read_text()), version=1)
 
 
 class DemoFleetGenerator:
@@ -145,6 +420,7 @@ class DemoFleetGenerator:
         seed: int = DEMO_SEED,
         days: int = 42,
         incidents_per_day: float = 7.0,
+        pending_actions: int = 24,
     ) -> None:
         self.rng = random.Random(seed)
         # Days are laid out up to the anchor's midnight; nothing after the anchor itself is
@@ -153,6 +429,8 @@ class DemoFleetGenerator:
         self.anchor = self.cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
         self.days = days
         self.incidents_per_day = incidents_per_day
+        self.pending_actions = pending_actions
+        self.policy = _demo_policy()
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -246,6 +524,198 @@ class DemoFleetGenerator:
             action=action,
             version=version,
         )
+
+    def _deadlines(self, risk: str, at: datetime) -> dict[str, datetime]:
+        """Escalation and expiry as the demo policy sets them for a pending action of `risk`."""
+        deadline = getattr(self.policy.document.deadlines, risk)
+        return {
+            "escalate_at": at + (parse_ttl(deadline.escalate_after or "") or timedelta(hours=1)),
+            "expires_at": at + (parse_ttl(deadline.expire_after or "") or timedelta(hours=8)),
+        }
+
+    def _pending_queue(self, out: DemoBatches, *, count: int, first_seq: int) -> None:
+        """Actions still waiting for a person at the anchor, decided by the demo policy itself
+        (reasons, matched rules, approvers, deadlines as POST /api/v1/actions records them),
+        each with its alert, context reads and LLM calls; all deadlines lie after the anchor."""
+        r = self.rng
+        agents = {a.slug: a for a in DEMO_AGENTS}
+        made = 0
+        for attempt in range(count * 4):
+            if made >= count:
+                break
+            scenario = QUEUE_SCENARIOS[(first_seq + attempt) % len(QUEUE_SCENARIOS)]
+            agent = agents[scenario.agent]
+            svc = r.choice(scenario.services)
+            fill = {
+                "svc": svc,
+                "n": r.randint(2, 9),
+                "rev": r.randint(40, 99),
+                "node": f"{r.randint(1, 3)}-{r.randint(10, 250)}",
+                "hex": f"{r.getrandbits(32):08x}",
+            }
+            target = scenario.target.format(**fill)
+            confidence = round(min(0.97, max(0.35, r.gauss(scenario.confidence, 0.06))), 2)
+            rollback = scenario.rollback.format(**fill) if scenario.rollback else None
+            parameters = {
+                k: v.format(**fill) if isinstance(v, str) else v
+                for k, v in scenario.parameters.items()
+            }
+            from apps.policy.engine import Proposal
+
+            proposal = Proposal(
+                action_type=scenario.action_type,
+                target=target,
+                env=scenario.env,
+                risk=scenario.risk,
+                confidence=confidence,
+                agent=agent.slug,
+                team=agent.team,
+                autonomy_mode=agent.mode,
+                rollback_plan=rollback,
+                parameters=parameters,
+            )
+            # Proposed early enough to have a history, late enough that it has not expired.
+            risk = self.policy.evaluate(proposal, now=self.cutoff).effective_risk
+            lifetime = self._deadlines(risk, self.cutoff)
+            room = (lifetime["expires_at"] - self.cutoff).total_seconds()
+            # Most are younger than their escalation time, as in a queue that is being worked.
+            fresh = (lifetime["escalate_at"] - self.cutoff).total_seconds() * 0.9
+            oldest = fresh if r.random() < 0.7 else min(room * 0.8, 6 * 3600)
+            proposed = self.cutoff - timedelta(seconds=r.uniform(120, max(oldest, 180)))
+            decision = self.policy.evaluate(proposal, now=proposed)
+            if decision.status != "pending_approval":
+                continue
+            made += 1
+            seq = first_seq + made
+            incident = f"INC-{20000 + seq}"
+            action = f"act-{self._uuid()[:8]}-q{seq}"
+            version = "2.0.0"
+            t = proposed - timedelta(seconds=r.randint(240, 1500))
+            for _a in range(r.randint(1, 2)):
+                out.agent_events.append(
+                    self._event(
+                        agent,
+                        "alert",
+                        t,
+                        {
+                            "name": scenario.alert,
+                            "severity": scenario.severity,
+                            "source": "alertmanager",
+                            "summary": scenario.alert_summary.format(**fill),
+                            "labels": {"service": svc, "env": scenario.env},
+                        },
+                        incident=incident,
+                        version=version,
+                    )
+                )
+                t += timedelta(seconds=r.randint(20, 120))
+            for source, uri, summary in scenario.context:
+                t += timedelta(seconds=r.randint(3, 40))
+                out.agent_events.append(
+                    self._event(
+                        agent,
+                        "context",
+                        t,
+                        {
+                            "source": source,
+                            "uri": uri.format(**fill),
+                            "query": f"{svc} {scenario.alert}",
+                            "summary": summary.format(**fill),
+                            "bytes": r.randint(800, 60000),
+                        },
+                        incident=incident,
+                        action=action,
+                        version=version,
+                    )
+                )
+            for purpose in (
+                "summarise the alert",
+                "find the likely cause",
+                "propose a remediation",
+            )[: r.randint(2, 3)]:
+                t += timedelta(seconds=r.randint(3, 25))
+                out.agent_events.append(
+                    self._llm_call(
+                        agent, t, incident, action, version, svc, scenario.alert, purpose
+                    )
+                )
+            if r.random() < 0.6:
+                t += timedelta(seconds=r.randint(1, 10))
+                out.agent_events.append(
+                    self._event(
+                        agent,
+                        "tool_call",
+                        t,
+                        {
+                            "tool": "promql_query",
+                            "arguments": {
+                                "query": f'rate(http_requests_total{{service="{svc}",code=~"5.."}}[5m])'
+                            },
+                            "result": {"value": round(r.uniform(0.02, 0.3), 3), "unit": "ratio"},
+                            "status": "ok",
+                            "latency_ms": r.randint(40, 900),
+                        },
+                        incident=incident,
+                        action=action,
+                        version=version,
+                    )
+                )
+            data = {
+                "action_type": scenario.action_type,
+                "target": target,
+                "env": scenario.env,
+                "risk": scenario.risk,
+                "confidence": confidence,
+                "rationale": scenario.rationale.format(**fill),
+                "citations": [
+                    {"source": source, "ref": uri.format(**fill)}
+                    for source, uri, _ in scenario.context[:2]
+                ],
+                "rollback_plan": rollback,
+                "parameters": parameters,
+            }
+            for kind, ts, payload in (
+                ("proposal", proposed, data),
+                (
+                    "policy_decision",
+                    proposed,
+                    {
+                        "decision": decision.status,
+                        "reasons": decision.reasons,
+                        "policy_version": 1,
+                        "matched_rules": decision.matched_rules,
+                        "effective_risk": decision.effective_risk,
+                        "approvers_required": decision.approvers_required,
+                        "separation_of_duties": decision.separation_of_duties,
+                        **{k: format_ts(v) for k, v in decision.deadlines(proposed).items()},
+                    },
+                ),
+            ):
+                out.opsdash_events.append(
+                    self._event(
+                        agent, kind, ts, payload, incident=incident, action=action, version=version
+                    )
+                )
+            # Some two-approver actions already have their first vote.
+            if decision.approvers_required > 1 and r.random() < 0.4:
+                from apps.actions.services import proposal_arguments_hash
+
+                out.opsdash_events.append(
+                    self._event(
+                        agent,
+                        "approval",
+                        proposed + timedelta(seconds=r.randint(30, 90)),
+                        {
+                            "decision": "approve",
+                            "by": "approver2",
+                            "comment": "Evidence matches; needs a second pair of eyes.",
+                            "proposal_hash": proposal_arguments_hash(data),
+                        },
+                        incident=incident,
+                        action=action,
+                        version=version,
+                    )
+                )
 
     def batches_by_day(self) -> Iterator[DemoBatches]:
         """One DemoBatches per day, oldest first."""
@@ -439,6 +909,7 @@ class DemoFleetGenerator:
                     )
                     decision = "denied"
                 else:
+                    deadlines = self._deadlines(risk, t)
                     out.opsdash_events.append(
                         self._event(
                             agent,
@@ -448,6 +919,9 @@ class DemoFleetGenerator:
                                 "decision": "pending_approval",
                                 "reasons": [f"{risk} risk in {agent.env} needs a person."],
                                 "policy_version": 1,
+                                "effective_risk": risk,
+                                "approvers_required": 2 if risk in ("high", "critical") else 1,
+                                **{k: format_ts(v) for k, v in deadlines.items()},
                             },
                             incident=incident,
                             action=action,
@@ -455,7 +929,23 @@ class DemoFleetGenerator:
                         )
                     )
                     if day == self.days - 1 and r.random() < 0.6:
-                        continue  # still waiting in the queue
+                        # Nobody decided in time: it expired (the queue's live part is below).
+                        out.opsdash_events.append(
+                            self._event(
+                                agent,
+                                "approval",
+                                deadlines["expires_at"],
+                                {
+                                    "decision": "expired",
+                                    "by": "opsdash",
+                                    "reason": "Not decided before the policy's deadline.",
+                                },
+                                incident=incident,
+                                action=action,
+                                version=version,
+                            )
+                        )
+                        continue
                     t += timedelta(minutes=r.randint(1, 45))
                     approve = confidence > 0.6 and r.random() < 0.8
                     decision = "approved" if approve else "rejected"
@@ -560,6 +1050,8 @@ class DemoFleetGenerator:
                             version=version,
                         )
                     )
+            if day == self.days - 1:
+                self._pending_queue(out, count=self.pending_actions, first_seq=seq + 1)
             out.agent_events = [e for e in out.agent_events if e]
             out.opsdash_events = [e for e in out.opsdash_events if e]
             yield out
