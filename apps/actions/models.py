@@ -106,6 +106,13 @@ class Action(models.Model):
             models.Index(fields=["status", "-proposed_at"], name="action_status"),
             models.Index(fields=["agent", "-proposed_at"], name="action_agent"),
             models.Index(fields=["incident_id"], name="action_incident"),
+            # The list page's default order, and the queue's "decided in the last 24 h" counts.
+            models.Index(fields=["-proposed_at", "-id"], name="action_proposed"),
+            models.Index(
+                fields=["decided_at"],
+                condition=models.Q(decided_at__isnull=False),
+                name="action_decided",
+            ),
             # The sweep finds pending actions past their deadlines without scanning history.
             models.Index(
                 fields=["expires_at"],

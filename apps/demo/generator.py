@@ -772,15 +772,17 @@ class DemoFleetGenerator:
                     )
                     continue
                 action = f"act-{self._uuid()[:8]}-{seq}"
+                read_sources: list[str] = []
                 for _c in range(r.randint(1, 4)):
                     t += timedelta(seconds=r.randint(2, 40))
+                    read_sources.append(r.choice(CONTEXT_SOURCES))
                     out.agent_events.append(
                         self._event(
                             agent,
                             "context",
                             t,
                             {
-                                "source": r.choice(CONTEXT_SOURCES),
+                                "source": read_sources[-1],
                                 "query": f"{svc} errors last 30m",
                                 "summary": f"{r.randint(10, 900)} lines about {svc}",
                                 "bytes": r.randint(500, 90000),
@@ -837,10 +839,17 @@ class DemoFleetGenerator:
                             "confidence": confidence,
                             "rationale": f"{alert_name} on {svc}: errors started right after the last rollout; "
                             f"{action_type} is the runbook's first step.",
+                            # What the agent read, and now and then a log file it never
+                            # read: the hallucination flags have something real to find.
                             "citations": [
-                                {"source": "loki", "ref": f"{svc} errors"},
-                                {"source": "runbook-wiki", "ref": action_type},
-                            ],
+                                {"source": source, "ref": f"{svc} errors last 30m"}
+                                for source in dict.fromkeys(read_sources)
+                            ][:2]
+                            + (
+                                [{"source": "loki", "path": f"/var/log/{svc}/error.log:1042"}]
+                                if seq % 13 == 0
+                                else []
+                            ),
                             "rollback_plan": "Re-apply the previous revision."
                             if r.random() < 0.85
                             else None,

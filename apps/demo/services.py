@@ -82,9 +82,11 @@ def demo_fleet_seed(
     generator = DemoFleetGenerator(anchor=anchor, days=days, incidents_per_day=incidents_per_day)
     lookup = agent_lookup_cache()
     for day, batches in enumerate(generator.batches_by_day()):
+        # Decisions before what the agents did next: an execution folded before its approval
+        # would look, for a moment, like a policy violation and notify people about nothing.
         for items, source, types in (
-            (batches.agent_events, EventSource.API, AGENT_WRITABLE_TYPES),
             (batches.opsdash_events, EventSource.OPSDASH, ALL_TYPES),
+            (batches.agent_events, EventSource.API, AGENT_WRITABLE_TYPES),
         ):
             for start in range(0, len(items), INGEST_CHUNK):
                 ingest = event_batch_ingest(
