@@ -170,3 +170,20 @@ def test_admin_creates_a_team_and_an_agent_in_the_ui(client, admin_person):
     assert bad.status_code == 200
     assert "Enter a valid" in bad.content.decode()
     assert not Agent.objects.filter(team__slug="search").exclude(slug="search-bot").exists()
+
+
+def test_a_page_outside_ones_roles_explains_which_role_it_needs(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/policy/edit/")
+    assert response.status_code == 403
+    text = response.content.decode()
+    assert "Not allowed" in text
+    assert "This page needs one of the roles: sre_lead." in text
+    assert "Your roles: viewer." in text
+
+
+def test_an_unknown_address_is_a_friendly_404(client, viewer):
+    client.force_login(viewer)
+    response = client.get("/actions/no-such-action/")
+    assert response.status_code == 404
+    assert "Not found" in response.content.decode()
