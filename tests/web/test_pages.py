@@ -187,3 +187,10 @@ def test_an_unknown_address_is_a_friendly_404(client, viewer):
     response = client.get("/actions/no-such-action/")
     assert response.status_code == 404
     assert "Not found" in response.content.decode()
+
+
+def test_the_agent_page_has_a_plain_title_and_one_callback_panel(client, admin_person, agent):
+    client.force_login(admin_person)
+    page = client.get(f"/fleet/agents/{agent.slug}/").content.decode()
+    assert f"<title>{agent.slug} · opsdash</title>" in page
+    assert page.count('id="callback"') == 1
