@@ -11,6 +11,7 @@ import random
 import statistics
 import sys
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +23,7 @@ TARGET_MS = 300
 
 
 def populate(*, pending: int, history: int) -> None:
-    """Read-model rows straight into the table: the page reads only Actions."""
+    """Read-model rows straight into the table; the pending ones get their evidence events."""
     from apps.actions.models import Action
     from apps.fleet.models import Agent, Team
 
@@ -53,7 +54,11 @@ def populate(*, pending: int, history: int) -> None:
                 risk=risk,
                 effective_risk=risk,
                 confidence=round(rng.random(), 2),
-                rationale="pods crash-loop since the last deploy " * 3,
+                rationale="pods crash-loop since the last deploy; error rate is 7.5% " * 2,
+                citations=[
+                    {"source": "prometheus", "ref": "error rate"},
+                    {"source": "loki", "uri": f"loki://prod/svc-{i % 300}"},
+                ],
                 approvers_required=2 if risk in ("high", "critical") else 1,
                 approvals=[{"by": "ada", "decision": "approve", "ts": proposed.isoformat()}]
                 if is_pending and risk == "high" and i % 3 == 0
@@ -69,6 +74,74 @@ def populate(*, pending: int, history: int) -> None:
             )
         )
     Action.objects.bulk_create(rows, batch_size=2000)
+    evidence_ingest(rows[:pending], now=now)
+
+
+def evidence_ingest(actions: list, *, now: datetime) -> None:
+    """What the flags read for each pending action: its alert, two context reads and an LLM
+    call with a realistic prompt, through the real ingest (validated, scrubbed, sealed)."""
+    import msgspec
+
+    from apps.audit.canonical import format_ts
+    from apps.audit.services.ingest import agent_lookup_cache, event_batch_ingest
+
+    items = []
+    for a in actions:
+        at = min(a.proposed_at, now) - timedelta(minutes=5)
+        common = {"agent": a.agent.slug, "action_id": a.action_id, "incident_id": a.incident_id}
+        svc = a.target.split("/")[3]
+        reads = [
+            ("alert", {"name": f"{svc} 5xx above 2%", "severity": "high"}),
+            (
+                "context",
+                {
+                    "source": "prometheus",
+                    "query": f"rate(http_5xx{{svc='{svc}'}}[5m])",
+                    "summary": f"{svc} error rate is 7.5% over 5m",
+                },
+            ),
+            (
+                "context",
+                {
+                    "source": "loki",
+                    "uri": f"loki://prod/{svc}",
+                    "summary": f"{svc}: CrashLoopBackOff since the last deploy",
+                },
+            ),
+            (
+                "llm_call",
+                {
+                    "model": "claude-sonnet-4-5",
+                    "input_tokens": 2400,
+                    "output_tokens": 300,
+                    "latency_ms": 2100.0,
+                    "request": {
+                        "messages": [
+                            {
+                                "role": "user",
+                                "content": f"Alert: {svc} 5xx above 2%. Logs: " + "x" * 900,
+                            }
+                        ]
+                    },
+                    "response": {"content": "Restart the deployment."},
+                },
+            ),
+        ]
+        for n, (kind, data) in enumerate(reads):
+            items.append(
+                msgspec.json.encode(
+                    {
+                        **common,
+                        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{a.action_id}/{n}")),
+                        "ts": format_ts(at + timedelta(seconds=n)),
+                        "type": kind,
+                        "data": data,
+                    }
+                )
+            )
+    lookup = agent_lookup_cache()
+    for start in range(0, len(items), 1000):
+        event_batch_ingest(items=items[start : start + 1000], agents_by_slug=lookup)
 
 
 def session_cookie() -> str:
