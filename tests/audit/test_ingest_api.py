@@ -330,3 +330,13 @@ def test_bad_or_unknown_encodings_get_a_clear_4xx(agent_client, encoding, body, 
     )
     assert response.status_code == status
     assert response.json()["error"]
+
+
+def test_the_openapi_document_validates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    out = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
+    text = out.read_text()
+    assert text.startswith("openapi: 3.1.0")
+    assert "ProposalIn:" in text
