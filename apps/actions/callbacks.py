@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -22,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.roles import APPROVER, SRE_LEAD
-from apps.actions.models import Action
+from apps.actions.models import Action, action_path
 from apps.audit.canonical import format_ts
 from apps.fleet.models import Agent
 from apps.notifications.models import CallbackDelivery
@@ -44,10 +43,6 @@ VIOLATION_NOTIFY_WINDOW = timedelta(days=1)
 
 # (decision_event_id, policy_violation) of each action before the fold, by action_id.
 Before = dict[str, tuple[str, bool]]
-
-
-def action_url(action_id: str) -> str:
-    return f"/actions/{quote(action_id, safe='')}/"
 
 
 def actions_before_fold(actions: dict[str, Action], action_ids: Sequence[str]) -> Before:
@@ -256,7 +251,7 @@ def action_violation_notify(*, action: Action) -> None:
             f"Action {action.action_id} was reported executing at {started}, but it was "
             f"{state}. The execution is kept in the audit log; see who ran it and why."
         ),
-        url=action_url(action.action_id),
+        url=action_path(action.action_id),
         roles=(APPROVER, SRE_LEAD),
         agent=agent,
         dedup_key=f"violation:{action.action_id}",

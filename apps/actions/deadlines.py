@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from apps.actions.callbacks import action_url
-from apps.actions.models import Action, ActionStatus
+from apps.actions.models import Action, ActionStatus, action_path
 from apps.audit.services.opsdash_events import opsdash_event_record
 from apps.fleet.models import Agent
 from apps.notifications.services import notify
@@ -100,7 +99,7 @@ def _escalation_notify(action: Action, agent: Agent) -> None:
             f"{' on ' + action.target if action.target else ''} ({risk} risk); nobody has "
             f"decided it within {waited}{_version_text(action.policy_version)}.{expires}"
         ),
-        url=action_url(action.action_id),
+        url=action_path(action.action_id),
         roles=(deadlines.escalate_to,),
         dedup_key=f"escalate:{action.action_id}",
     )
@@ -148,7 +147,7 @@ def action_expire(*, action: Action, agent: Agent, now: datetime) -> None:
             f"{reason}. {agent.slug} has been told (status expired) and must not run it; "
             "propose it again with a new action_id if it is still needed."
         ),
-        url=action_url(action.action_id),
+        url=action_path(action.action_id),
         agent=agent,
         dedup_key=f"expired:{action.action_id}",
     )

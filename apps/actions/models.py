@@ -1,3 +1,5 @@
+from urllib.parse import quote
+
 from django.db import models
 from django.utils import timezone
 
@@ -17,6 +19,11 @@ class ActionStatus(models.TextChoices):
 
 
 RISK_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def action_path(action_id: str) -> str:
+    """The action page's path (actions:detail), for links built without a request."""
+    return f"/actions/{quote(action_id, safe='')}/"
 
 
 class ActionQuerySet(models.QuerySet):

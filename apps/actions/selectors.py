@@ -5,16 +5,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from urllib.parse import quote
 
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
 from django.db.models.functions import Coalesce, NullIf
 from django.http import QueryDict
-from django.urls import reverse
 from django.utils import timezone
 
 from apps.actions.flags import Flag, actions_flags
-from apps.actions.models import RISK_ORDER, Action, ActionStatus
+from apps.actions.models import RISK_ORDER, Action, ActionStatus, action_path
 from apps.audit.models import Event, EventType
 from apps.fleet.models import Agent, Team
 
@@ -243,8 +241,6 @@ def pending_queue(
             "id",
         )
     )
-    # One reverse() for the page, not two per row.
-    prefix = reverse("actions:list")
     rows = []
     for action in ordered[:limit]:
         voters, required = action_votes(action)
@@ -260,7 +256,7 @@ def pending_queue(
                 overdue=left is not None and left <= timedelta(0),
                 escalated=action.escalated_at is not None
                 or (action.escalate_at is not None and action.escalate_at <= now),
-                href=f"{prefix}{quote(action.action_id, safe='')}/",
+                href=action_path(action.action_id),
             )
         )
     flags = actions_flags([row.action for row in rows])

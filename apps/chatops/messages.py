@@ -2,11 +2,10 @@
 
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from django.conf import settings
 
-from apps.actions.models import Action, ActionStatus
+from apps.actions.models import Action, ActionStatus, action_path
 from apps.chatops.selectors import ApprovalProgress
 
 APPROVE_ACTION_ID = "opsdash_approve"
@@ -32,7 +31,7 @@ def truncate(text: str, limit: int) -> str:
 
 
 def action_url(action_id: str) -> str:
-    return f"{settings.SITE_URL}/actions/{quote(action_id, safe='')}/"
+    return f"{settings.SITE_URL}{action_path(action_id)}"
 
 
 def _slack_date(when: datetime) -> str:
