@@ -21,3 +21,9 @@ max_requests = int(os.environ.get("WEB_MAX_REQUESTS", 20000))
 max_requests_jitter = 2000
 accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def post_worker_init(worker: object) -> None:
+    from opsdash.warmup import worker_warm_up
+
+    worker_warm_up()

@@ -124,9 +124,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    # Persistent connections (health-checked before reuse). A maximum age makes every thread
+    # that opened its connection at start-up reconnect in the same second: two dozen new
+    # PostgreSQL backends warming their caches at once stalled the API for ~0.5 s each minute.
+    _max_age = env.str("DB_CONN_MAX_AGE", default="none")
+    DATABASES["default"].setdefault(
+        "CONN_MAX_AGE", None if _max_age.lower() == "none" else int(_max_age)
+    )
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    # Hot statements (token lookup, proposal, seal) are planned once per connection (psycopg
+    # prepared statements; Django turns them off by default for transaction-pooling proxies).
+    # Behind PgBouncer in transaction mode without max_prepared_statements, set it to "off".
+    _prepare = env.str("DB_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
+        None if _prepare.lower() == "off" else int(_prepare)
+    )
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -52,3 +52,41 @@ def test_secrets_can_come_from_files(tmp_path):
 @pytest.mark.parametrize("debug", ["1", "true"])
 def test_demo_defaults_run_in_debug(debug):
     assert _django_setup(DEBUG=debug).returncode == 0
+
+
+def _database_settings(**env: str) -> str:
+    result = _django_setup(
+        DEBUG="1",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/test",
+        **env,
+    )
+    assert result.returncode == 0, result.stderr
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'opsdash.settings');"
+            "django.setup(); from django.conf import settings; d = settings.DATABASES['default'];"
+            "print(d['CONN_MAX_AGE'], d['OPTIONS']['prepare_threshold'])",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "DEBUG": "1",
+            "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/test",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 0, probe.stderr
+    return probe.stdout.strip()
+
+
+def test_postgres_connections_persist_and_prepare_hot_statements_by_default():
+    assert _database_settings() == "None 5"
+
+
+def test_poolers_can_turn_prepared_statements_off_and_bound_connection_age():
+    assert _database_settings(DB_PREPARE_THRESHOLD="off", DB_CONN_MAX_AGE="300") == "300 None"

@@ -9,6 +9,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
+from apps.core.db import CompiledLookup
 from apps.core.secrets import AGENT_TOKEN_PREFIX, PERSONAL_TOKEN_PREFIX, token_digest
 
 # last_used_at is a hint for people, not an audit record: write it at most once a minute so
@@ -45,6 +46,23 @@ class AgentPrincipal:
         return self.username
 
 
+def _agent_token_by_digest(digest: str) -> Any:
+    from apps.fleet.models import AgentToken
+
+    return AgentToken.objects.select_related("agent", "agent__team").filter(digest=digest)
+
+
+def _personal_token_by_digest(digest: str) -> Any:
+    from apps.accounts.models import PersonalToken
+
+    return PersonalToken.objects.select_related("user").filter(digest=digest)
+
+
+# Every agent request authenticates: the lookups are compiled once, not per request.
+_AGENT_TOKEN = CompiledLookup(_agent_token_by_digest)
+_PERSONAL_TOKEN = CompiledLookup(_personal_token_by_digest)
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -70,24 +88,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return self.keyword
 
     def _agent(self, raw: str) -> tuple[AgentPrincipal, Any]:
-        from apps.fleet.models import AgentToken
-
-        token = (
-            AgentToken.objects.select_related("agent", "agent__team")
-            .filter(digest=token_digest(raw))
-            .first()
-        )
-        token = self._check(token)
+        token = self._check(_AGENT_TOKEN.first(token_digest(raw)))
         touch_last_used(token)
         return AgentPrincipal(agent=token.agent, token=token, scopes=frozenset(token.scopes)), token
 
     def _person(self, raw: str) -> tuple[Any, Any]:
-        from apps.accounts.models import PersonalToken
-
-        token = (
-            PersonalToken.objects.select_related("user").filter(digest=token_digest(raw)).first()
-        )
-        token = self._check(token)
+        token = self._check(_PERSONAL_TOKEN.first(token_digest(raw)))
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed("This person's account is disabled.")
         touch_last_used(token)

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -52,8 +52,12 @@ def actions_before_fold(actions: dict[str, Action], action_ids: Sequence[str]) -
     }
 
 
-def actions_after_fold(*, actions: Sequence[Action], before: Before) -> None:
-    """Reacts to a new final decision (callback) and to a new policy violation (people)."""
+def actions_after_fold(
+    *, actions: Sequence[Action], before: Before, agents: Mapping[int, Agent] | None = None
+) -> None:
+    """Reacts to a new final decision (callback) and to a new policy violation (people).
+
+    `agents`, when the caller has them loaded, spares a query for their callback URLs."""
     decided = [
         a
         for a in actions
@@ -63,7 +67,7 @@ def actions_after_fold(*, actions: Sequence[Action], before: Before) -> None:
         # chatops decides through apps.actions and the ingest imports this module: import late.
         from apps.chatops.hooks import action_decision_announce
 
-        callback_deliveries_create(actions=decided)
+        callback_deliveries_create(actions=decided, agents=agents)
         for action in decided:
             # A chat message asking for this decision loses its buttons, wherever it was made.
             transaction.on_commit(partial(action_decision_announce, action.action_id))
@@ -106,13 +110,19 @@ def callback_signature(*, secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def callback_deliveries_create(*, actions: Sequence[Action]) -> list[int]:
+def callback_deliveries_create(
+    *, actions: Sequence[Action], agents: Mapping[int, Agent] | None = None
+) -> list[int]:
     """One delivery row per decision event for agents with a callback URL; sent after commit."""
-    urls = dict(
-        Agent.objects.filter(pk__in={a.agent_id for a in actions})
-        .exclude(callback_url="")
-        .values_list("pk", "callback_url")
-    )
+    agent_ids = {a.agent_id for a in actions}
+    if agents is not None and agent_ids <= agents.keys():
+        urls = {pk: agents[pk].callback_url for pk in agent_ids if agents[pk].callback_url}
+    else:
+        urls = dict(
+            Agent.objects.filter(pk__in=agent_ids)
+            .exclude(callback_url="")
+            .values_list("pk", "callback_url")
+        )
     rows = [
         CallbackDelivery(
             agent_id=a.agent_id,

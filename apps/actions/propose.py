@@ -18,6 +18,7 @@ from apps.audit.schemas import ProposalData
 from apps.audit.services.event_prepare import msgspec_errors
 from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
 from apps.chatops.hooks import action_pending_announce
+from apps.core.db import pg_cursor
 from apps.fleet.models import Agent
 from apps.policy.engine import Proposal
 from apps.policy.selectors import ACTIVE_VERSION_SQL, policy_compiled
@@ -109,12 +110,14 @@ def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str, str | None]
     before this read is seen, and one arriving later waits until this proposal is decided. Other
     proposals of the agent share the lock and do not wait for each other.
     """
-    sql = _AGENT_STATE_SQL + (
-        " FOR SHARE OF fleet_agent" if connection.vendor == "postgresql" else ""
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [agent.pk])
-        halted, reason, mode, policy_key = cursor.fetchone()
+    if connection.vendor == "postgresql":
+        with pg_cursor() as pg:
+            pg.execute(_AGENT_STATE_SQL + " FOR SHARE OF fleet_agent", [agent.pk], prepare=True)
+            halted, reason, mode, policy_key = pg.fetchone()  # type: ignore[misc]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(_AGENT_STATE_SQL, [agent.pk])
+            halted, reason, mode, policy_key = cursor.fetchone()
     return bool(halted), reason or "", mode, policy_key
 
 

@@ -1,7 +1,7 @@
 """Folding events into the Action read model, inside the ingest transaction."""
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +14,7 @@ from apps.actions.models import Action, ActionStatus
 from apps.audit.canonical import content_hash, encode_json
 from apps.audit.models import EventType
 from apps.core.db import pg_upsert_locked, rows_update
+from apps.fleet.models import Agent
 
 FOLDED_TYPES = frozenset(
     {
@@ -71,8 +72,15 @@ def actions_lock_for_ingest(*, owners: dict[str, int]) -> dict[str, Action]:
     return {action.action_id: action for action in qs}
 
 
-def actions_apply_facts(*, actions: dict[str, Action], facts: Iterable[ActionFact]) -> int:
-    """Folds facts into their locked actions and saves the ones that changed."""
+def actions_apply_facts(
+    *,
+    actions: dict[str, Action],
+    facts: Iterable[ActionFact],
+    agents: Mapping[int, Agent] | None = None,
+) -> int:
+    """Folds facts into their locked actions and saves the ones that changed.
+
+    `agents`: the facts' agents, when the caller has them loaded (saves queries)."""
     by_action: dict[str, list[ActionFact]] = defaultdict(list)
     for fact in facts:
         by_action[fact.action_id].append(fact)
@@ -87,7 +95,7 @@ def actions_apply_facts(*, actions: dict[str, Action], facts: Iterable[ActionFac
         action.updated_at = timezone.now()
         changed.append(action)
     rows_update(changed, _UPDATED_FIELDS)
-    actions_after_fold(actions=changed, before=before)
+    actions_after_fold(actions=changed, before=before, agents=agents)
     return len(changed)
 
 

@@ -66,6 +66,7 @@ def events_insert(
                     [e.size_bytes for e in events],
                     [e.index for e in events],
                 ],
+                prepare=True,
             )
             return {row[0] for row in cursor.fetchall()}
     # SQLite: IMMEDIATE transactions serialise writers, so the existence check above holds.

@@ -187,7 +187,9 @@ def _store(
         if not fresh:
             return
 
-        actions_apply_facts(actions=actions, facts=_facts(fresh))
+        actions_apply_facts(
+            actions=actions, facts=_facts(fresh), agents={e.agent.pk: e.agent for e in fresh}
+        )
         fresh.sort(key=lambda e: e.index)
         seal = ledger_batch_seal(
             batch_id=batch_id, content_hashes=[e.content_hash for e in fresh], source=source

@@ -16,6 +16,7 @@ from django.utils import timezone
 from apps.audit.canonical import canonical_event, content_hash, format_ts
 from apps.audit.merkle import merkle_root
 from apps.audit.models import Event, LedgerHead, LedgerSeal
+from apps.core.db import pg_cursor
 from apps.fleet.models import Agent
 
 GENESIS_HASH = hashlib.sha256(b"opsdash ledger genesis").hexdigest()
@@ -77,7 +78,7 @@ def ledger_batch_seal(
         source=source,
     )
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        with pg_cursor() as cursor:
             cursor.execute(
                 _PG_SEAL,
                 [
@@ -92,6 +93,7 @@ def ledger_batch_seal(
                     seal.seq,
                     seal.seal_hash,
                 ],
+                prepare=True,
             )
     else:
         seal.save(force_insert=True)
@@ -114,6 +116,12 @@ _HEAD_SQL = "SELECT seq, seal_hash FROM audit_ledgerhead WHERE id = 1"
 
 def _ledger_head_locked() -> tuple[int, str]:
     """The head's (seq, seal_hash), locked until the transaction ends."""
+    if connection.vendor == "postgresql":
+        with pg_cursor() as pg:
+            pg.execute(_HEAD_SQL + " FOR UPDATE", prepare=True)
+            found = pg.fetchone()
+        if found is not None:
+            return int(found[0]), str(found[1])
     sql = _HEAD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
     with connection.cursor() as cursor:
         cursor.execute(sql)
