@@ -73,6 +73,7 @@ INSTALLED_APPS = [
     "apps.chatops",
     "apps.assist",
     "apps.notifications",
+    "apps.slo",
 ]
 
 MIDDLEWARE = [

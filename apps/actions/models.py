@@ -136,3 +136,25 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action_type or 'action'} {self.action_id}"
+
+
+class Incident(models.Model):
+    """The read model of one incident (events sharing an incident_id): when its first alert
+    came, whose agent saw it, and when an outcome closed it. Derived from events by the SLO
+    consumer (apps.slo), rebuildable; the time to propose, recall and MTTR read it."""
+
+    incident_id = models.CharField(max_length=128, unique=True)
+    agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="incidents")
+    first_alert_at = models.DateTimeField(null=True, blank=True)
+    first_alert_event_id = models.UUIDField(null=True, blank=True)
+    # The latest outcome by (ts, id) decides; resolved_at is its time when it says resolved.
+    outcome_at = models.DateTimeField(null=True, blank=True)
+    outcome_event_id = models.UUIDField(null=True, blank=True)
+    resolved = models.BooleanField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["outcome_at"], name="incident_outcome")]
+
+    def __str__(self) -> str:
+        return self.incident_id
