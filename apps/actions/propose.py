@@ -11,7 +11,12 @@ from django.utils import timezone
 from msgspec import Meta
 
 from apps.actions.models import Action, ActionStatus
-from apps.actions.services import actions_lock_for_ingest, proposal_arguments_hash
+from apps.actions.services import (
+    ActionOwnedElsewhere,
+    action_locked,
+    actions_lock_for_ingest,
+    proposal_arguments_hash,
+)
 from apps.audit.canonical import encode_json, format_ts
 from apps.audit.models import EventSource
 from apps.audit.schemas import ProposalData
@@ -121,6 +126,22 @@ def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str, str | None]
     return bool(halted), reason or "", mode, policy_key
 
 
+_OTHER_AGENT = "This action_id belongs to another agent; use a new one."
+
+
+def _repeat_answer(action: Action, *, agent: Agent, arguments: dict[str, Any]) -> ProposalAnswer:
+    """The answer to a proposal whose action_id is already taken (its row locked)."""
+    if action.agent_id != agent.pk:
+        raise ProposalRejected(409, _OTHER_AGENT)
+    if action.proposal_hash != proposal_arguments_hash(arguments):
+        raise ProposalRejected(
+            409,
+            "This action_id was proposed with other arguments (type, target, env or "
+            "parameters). A changed proposal needs a new action_id.",
+        )
+    return ProposalAnswer(action, created=False)
+
+
 def action_propose(
     *, agent: Agent, proposal: ProposalIn, now: datetime | None = None
 ) -> ProposalAnswer:
@@ -137,19 +158,16 @@ def action_propose(
                 "Nothing may run until a person resumes it.",
             )
         now = now or timezone.now()
-        # Locking the action row serialises concurrent proposals of the same action_id.
-        locked = actions_lock_for_ingest(owners={proposal.action_id: agent.pk})
-        action = locked[proposal.action_id]
-        if action.agent_id != agent.pk:
-            raise ProposalRejected(409, "This action_id belongs to another agent; use a new one.")
-        if action.proposal_event_id is not None:
-            if action.proposal_hash != proposal_arguments_hash(arguments):
-                raise ProposalRejected(
-                    409,
-                    "This action_id was proposed with other arguments (type, target, env or "
-                    "parameters). A changed proposal needs a new action_id.",
-                )
-            return ProposalAnswer(action, created=False)
+        # An existing row is locked: concurrent proposals of its action_id wait for this one.
+        # A new action_id has no row to lock yet; the ingest inserts it with the events, and a
+        # concurrent twin meets this one's events at their insert and answers as a repeat.
+        existing = action_locked(proposal.action_id)
+        if existing is not None and (
+            existing.agent_id != agent.pk or existing.proposal_event_id is not None
+        ):
+            return _repeat_answer(existing, agent=agent, arguments=arguments)
+        action = existing or Action(action_id=proposal.action_id, agent_id=agent.pk, updated_at=now)
+        locked = {proposal.action_id: action}
         evaluated = Proposal(
             action_type=proposal.action_type,
             target=proposal.target,
@@ -199,17 +217,25 @@ def action_propose(
                 },
             },
         ]
-        result = event_batch_ingest(
-            items=[encode_json(i) for i in items],
-            source=EventSource.OPSDASH,
-            allowed_types=ALL_TYPES,
-            agents_by_slug=lambda slug: agent if slug == agent.slug else None,
-            locked_actions=locked,
-            expect_new=True,
-        )
+        try:
+            result = event_batch_ingest(
+                items=[encode_json(i) for i in items],
+                source=EventSource.OPSDASH,
+                allowed_types=ALL_TYPES,
+                agents_by_slug=lambda slug: agent if slug == agent.slug else None,
+                locked_actions=locked,
+                expect_new=True,
+            )
+        except ActionOwnedElsewhere as exc:
+            raise ProposalRejected(409, _OTHER_AGENT) from exc
+        if result.accepted == 0 and all(set(r["errors"]) == {"id"} for r in result.rejected):
+            # A concurrent request with this action_id committed its proposal first.
+            raced = actions_lock_for_ingest(owners={proposal.action_id: agent.pk})
+            return _repeat_answer(raced[proposal.action_id], agent=agent, arguments=arguments)
         if result.rejected:
             raise ProposalRejected(400, "The proposal is not valid.", result.rejected[0]["errors"])
-        # The ingest folded both events into `action` in place, under the lock held here.
+        # The ingest folded both events into the action (and stored it) under its lock.
+        action = locked[proposal.action_id]
         if action.status == ActionStatus.PENDING_APPROVAL:
             # Approvers in chat hear of it once the proposal is committed.
             transaction.on_commit(lambda: action_pending_announce(action.action_id))

@@ -13,7 +13,7 @@ from apps.actions.callbacks import actions_after_fold, actions_before_fold
 from apps.actions.models import Action, ActionStatus
 from apps.audit.canonical import content_hash, encode_json
 from apps.audit.models import EventType
-from apps.core.db import pg_upsert_locked, rows_update
+from apps.core.db import CompiledLookup, pg_upsert_locked, rows_insert_new, rows_update
 from apps.fleet.models import Agent
 
 FOLDED_TYPES = frozenset(
@@ -44,6 +44,22 @@ class ActionFact:
     agent_version: str
     prompt_version: str
     data: dict[str, Any]
+
+
+class ActionOwnedElsewhere(Exception):
+    """A new action_id turned out to be taken by another agent's action meanwhile."""
+
+
+_ACTION_LOCKED = CompiledLookup(
+    lambda action_id: Action.objects.select_for_update().filter(action_id=action_id)
+)
+
+
+def action_locked(action_id: str) -> Action | None:
+    """The action's row, locked until the transaction ends, or None when there is none yet
+    (then nothing is locked: a new action is inserted by `actions_apply_facts`, and a
+    concurrent writer of the same action_id meets it at the insert)."""
+    return _ACTION_LOCKED.first(action_id)
 
 
 def actions_lock_for_ingest(*, owners: dict[str, int]) -> dict[str, Action]:
@@ -94,7 +110,22 @@ def actions_apply_facts(
         action.policy_violation = derive_policy_violation(action)
         action.updated_at = timezone.now()
         changed.append(action)
-    rows_update(changed, _UPDATED_FIELDS)
+    new = [a for a in changed if a.pk is None]
+    losers = rows_insert_new(new, unique="action_id")
+    inserted = {id(a) for a in new} - {id(a) for a in losers}
+    for lost in losers:
+        # Another writer created this action_id since the caller looked: fold into its row.
+        locked = actions_lock_for_ingest(owners={lost.action_id: lost.agent_id})[lost.action_id]
+        if locked.agent_id != lost.agent_id:
+            raise ActionOwnedElsewhere(lost.action_id)
+        for fact in by_action[lost.action_id]:
+            _fold(locked, fact)
+        locked.status = derive_status(locked)
+        locked.policy_violation = derive_policy_violation(locked)
+        locked.updated_at = timezone.now()
+        actions[lost.action_id] = locked
+        changed[changed.index(lost)] = locked
+    rows_update([a for a in changed if id(a) not in inserted], _UPDATED_FIELDS)
     actions_after_fold(actions=changed, before=before, agents=agents)
     return len(changed)
 

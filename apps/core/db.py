@@ -54,6 +54,48 @@ def rows_update(objs: Sequence[models.Model], fields: Sequence[str]) -> int:
     return len(objs)
 
 
+def rows_insert_new(objs: Sequence[M], *, unique: str) -> list[M]:
+    """Inserts unsaved rows, each unless a row with the same `unique` value exists; sets the
+    primary key of those inserted and returns the others (for the caller to merge into the row
+    that won). One prepared INSERT … ON CONFLICT DO NOTHING per row on PostgreSQL; SQLite's
+    IMMEDIATE transactions serialise writers, so a check then an insert is safe there.
+    """
+    if not objs:
+        return []
+    model = type(objs[0])
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    lost: list[M] = []
+    if connection.vendor != "postgresql":
+        for obj in objs:
+            if model._default_manager.filter(**{unique: getattr(obj, unique)}).exists():
+                lost.append(obj)
+            else:
+                obj.save(force_insert=True)
+        return lost
+    quote = connection.ops.quote_name
+    # Only model metadata (quoted) goes into the text; every value is a parameter.
+    sql = "INSERT INTO {} ({}) VALUES ({}) ON CONFLICT ({}) DO NOTHING RETURNING {}".format(  # noqa: S608
+        quote(meta.db_table),
+        ", ".join(quote(_column(f)) for f in fields),
+        ", ".join(["%s"] * len(fields)),
+        quote(_column(meta.get_field(unique))),
+        quote(_column(meta.pk)),
+    )
+    with pg_cursor() as cursor:
+        for obj in objs:
+            params = [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
+            cursor.execute(sql, params, prepare=True)
+            row = cursor.fetchone()
+            if row is None:
+                lost.append(obj)
+            else:
+                obj.pk = row[0]
+                obj._state.adding = False
+                obj._state.db = connection.alias
+    return lost
+
+
 class _LoggedCursor(psycopg.Cursor[Any]):
     """Records statements in Django's query log while it is on (tests, debug tooling), so a
     query that bypasses Django's cursor is still counted."""
