@@ -1,0 +1,403 @@
+"""PromQL SLIs: per-minute rollups of a PromQL SLO, read from Prometheus.
+
+A PromQL SLO (`Slo.sli == "promql"`) is the ratio of two queries, `good_query` over
+`total_query`. It has no SliFact rows: a beat task (`slo.promql_refresh`, every minute) asks
+Prometheus for both queries over the minutes not filled yet and writes one SloRollup per
+minute.
+
+The convention users must follow — each query returns, for every evaluation time T, the count
+of events in the minute that ends at T, as ONE series:
+
+    good:  sum(increase(http_requests_total{code!~"5.."}[1m]))
+    total: sum(increase(http_requests_total[1m]))
+
+* We query with `query_range` at a 1-minute step on minute boundaries. The sample at T becomes
+  the rollup of the minute [T − 1 m, T); only complete minutes are asked for.
+* `increase()` extrapolates, so counts may be fractional. SloRollup stores integers: each
+  minute's value is rounded to the nearest integer (halves up). For a counter scraped every
+  15–60 s that is within half an event per minute; a very low-traffic SLI whose per-minute
+  counts are mostly 0–2 is better expressed over a coarser unit (e.g. `increase(…[1m]) * 100`
+  to count hundredths) — the SLI is a ratio, so a common scale factor cancels out.
+* A minute with a total sample but no good sample counts 0 good: in PromQL `sum()` over no
+  series is empty, which is what `{code!~"5.."}` gives in a minute of only errors. A minute
+  without a total sample has no events and gets no row. Good is capped at total (rounding, or
+  extrapolation of two counters, can make it exceed total by a little).
+* NaN, ±Inf and negative samples are skipped (no row for that minute).
+* A query that returns several series (e.g. one per `code`) is refused with a message: the
+  query must aggregate to one series, e.g. with `sum(…)`.
+
+Idempotent: the minutes fetched in a run replace the rollups of those minutes (rows are
+overwritten, never added to; a minute that no longer has data loses its row). Each run also
+re-reads the last few minutes, so samples scraped late still land.
+
+When Prometheus cannot be reached or refuses a query, the run logs it, keeps the rollups it
+has, and tries again next minute from the same place; the error is kept in the cache for the
+SLO page: `promql_problem(slo)`. Without PROMETHEUS_URL nothing is fetched and the page says so.
+"""
+
+import ast
+import json
+import logging
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+from apps.slo.models import Slo, SliKind, SloRollup, WindowKind
+from apps.slo.windows import calendar_month_bounds
+
+logger = logging.getLogger(__name__)
+
+STEP = timedelta(minutes=1)
+# Prometheus refuses a range query of more than 11,000 points per series.
+MAX_POINTS_PER_QUERY = 10_000
+# Never read further back than the longest window an SLO can have (a 31-day calendar month).
+MAX_BACKFILL = timedelta(days=31)
+# Re-read this much of the recent past each run: a scrape that lands late changes a minute
+# that an earlier run already wrote.
+RESTATE = timedelta(minutes=5)
+# How long a recorded error stays visible without a new run confirming or clearing it.
+PROBLEM_TTL = 3600
+
+NOT_CONFIGURED = "PROMETHEUS_URL is not set: PromQL SLOs have no data until it is."
+
+
+class PromqlError(Exception):
+    """A query that Prometheus refused, or whose answer breaks the convention above."""
+
+
+class PrometheusUnreachable(Exception):
+    """Prometheus did not answer (down, refused the connection, timed out, 5xx)."""
+
+
+@dataclass(frozen=True)
+class QueryCheck:
+    """What create/edit forms show for a query: errors block saving, warnings do not."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RefreshResult:
+    """What one refresh of one SLO did (returned for tests, logs and the task's summary)."""
+
+    slo_id: int
+    start: datetime | None = None  # the first minute asked for
+    end: datetime | None = None  # the minute after the last one asked for
+    written: int = 0  # rollup rows written (inserted or overwritten)
+    removed: int = 0  # rows of fetched minutes that no longer have data
+    skipped: int = 0  # samples skipped (NaN, ±Inf, negative)
+    error: str = ""
+
+
+def prometheus_client() -> PrometheusConnect | None:
+    """A client for PROMETHEUS_URL, or None when it is not set.
+
+    One quick retry at most: a beat task runs again in a minute, and a page waiting on a
+    validation must not hang for the library's default of three retries with backoff."""
+    url = settings.PROMETHEUS_URL
+    if not url:
+        return None
+    retry = Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504])
+    return PrometheusConnect(
+        url=url, retry=retry, timeout=settings.PROMETHEUS_TIMEOUT_SECONDS, method="POST"
+    )
+
+
+# ---- errors ---------------------------------------------------------------------------------
+
+
+def _api_error_text(exc: PrometheusApiClientException) -> tuple[int | None, str]:
+    """The HTTP status and Prometheus's own error message out of the library's exception, whose
+    text is `HTTP Status Code 400 (b'{"status":"error",…,"error":"…"}')`."""
+    text = str(exc)
+    status: int | None = None
+    parts = text.split()
+    if len(parts) > 3 and parts[3].isdigit():
+        status = int(parts[3])
+    start = text.find("(b")
+    if start != -1 and text.endswith(")"):
+        try:
+            body = ast.literal_eval(text[start + 1 : -1])
+            payload = json.loads(body)
+            return status, str(payload.get("error") or payload)
+        except (ValueError, SyntaxError, TypeError, AttributeError):
+            pass
+    return status, text
+
+
+def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """One API call, its failures sorted into "Prometheus is not there" and "it refused this
+    query" (a 4xx: the query is wrong, retrying will not help)."""
+    try:
+        return fn(*args, **kwargs)
+    except requests.RequestException as exc:
+        raise PrometheusUnreachable(
+            f"Prometheus at {settings.PROMETHEUS_URL} cannot be reached: {exc.__class__.__name__}"
+        ) from exc
+    except PrometheusApiClientException as exc:
+        status, message = _api_error_text(exc)
+        if status is not None and 400 <= status < 500:
+            raise PromqlError(message) from exc
+        raise PrometheusUnreachable(
+            f"Prometheus at {settings.PROMETHEUS_URL} answered HTTP {status}: {message}"
+        ) from exc
+
+
+def _series_label(metric: dict[str, str]) -> str:
+    inner = ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items()))
+    return "{" + inner + "}"
+
+
+def _several_series(subject: str, result: list[dict[str, Any]]) -> str:
+    shown = ", ".join(_series_label(s.get("metric", {})) for s in result[:3])
+    more = f" and {len(result) - 3} more" if len(result) > 3 else ""
+    return (
+        f"{subject} returns {len(result)} series ({shown}{more}); it must aggregate to one "
+        f"series, e.g. sum(increase(…[1m]))."
+    )
+
+
+def _one_series(which: str, result: list[dict[str, Any]]) -> list[list[Any]]:
+    """The samples of the query's only series (none when the result is empty)."""
+    if not result:
+        return []
+    if len(result) > 1:
+        raise PromqlError(_several_series(f"The {which} query", result))
+    return list(result[0].get("values", []))
+
+
+# ---- per-minute counts ----------------------------------------------------------------------
+
+
+def _count(raw: Any) -> int | None:
+    """A sample's value as a whole count of events, or None when it is not a count."""
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    if math.isnan(value) or math.isinf(value) or value < 0:
+        return None
+    # Through str: the float's shortest repr, so 7.999999999999999 rounds to 8, 2.5 to 3.
+    return int(Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _by_minute(samples: Iterable[list[Any]]) -> tuple[dict[datetime, int], int]:
+    """{minute: count} from [[unix time, "value"], …]; the sample at T is the minute before T."""
+    counts: dict[datetime, int] = {}
+    skipped = 0
+    for ts, raw in samples:
+        count = _count(raw)
+        if count is None:
+            skipped += 1
+            continue
+        end = datetime.fromtimestamp(round(float(ts)), tz=UTC)
+        counts[end - STEP] = count
+    return counts, skipped
+
+
+def _floor_minute(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(second=0, microsecond=0)
+
+
+def _window_start(slo: Slo, now: datetime) -> datetime:
+    if slo.window_kind == WindowKind.CALENDAR_MONTH:
+        start = calendar_month_bounds(now, slo.time_zone)[0]
+    else:
+        start = now - timedelta(days=slo.window_days)
+    return _floor_minute(max(start, now - MAX_BACKFILL))
+
+
+def _cursor_key(slo: Slo) -> str:
+    # Per revision: an edit that changes the queries starts over from the window start.
+    return f"slo:promql:cursor:{slo.pk}:{slo.revision}"
+
+
+def _problem_key(slo_id: int) -> str:
+    return f"slo:promql:problem:{slo_id}"
+
+
+def _fetch_start(slo: Slo, now: datetime, end: datetime) -> datetime:
+    """Where this run starts: after the last minute already filled, less RESTATE; the window
+    start on a first run (or when the cache lost the cursor and no rollup exists)."""
+    floor = _window_start(slo, now)
+    cursor = cache.get(_cursor_key(slo))
+    if cursor is None:
+        last = slo.rollups.order_by("-minute").values_list("minute", flat=True).first()
+        cursor = last + STEP if last is not None else floor
+    return max(floor, min(cursor, end - RESTATE))
+
+
+def _range(client: PrometheusConnect, which: str, query: str, start: datetime, end: datetime):
+    """All samples of `query` at each minute boundary T with start < T ≤ end (T ends the
+    minute T − 1 m), in pieces small enough for Prometheus's point limit."""
+    samples: list[list[Any]] = []
+    first = start + STEP
+    while first <= end:
+        last = min(end, first + STEP * (MAX_POINTS_PER_QUERY - 1))
+        result = _call(client.custom_query_range, query, first, last, "60s")
+        samples.extend(_one_series(which, result))
+        first = last + STEP
+    return samples
+
+
+def promql_slo_refresh(
+    slo: Slo, *, now: datetime | None = None, client: PrometheusConnect | None = None
+) -> RefreshResult:
+    """Fill the SLO's rollups from Prometheus up to the last complete minute before `now`.
+
+    Raises PrometheusUnreachable when Prometheus is not there (the caller records it); a
+    refused or ill-formed query is recorded here and returned in `error`."""
+    now = now or timezone.now()
+    outcome = RefreshResult(slo_id=slo.pk)
+    client = client or prometheus_client()
+    if client is None:
+        outcome.error = NOT_CONFIGURED
+        _problem_set(slo.pk, outcome.error, now)
+        return outcome
+    if not slo.good_query.strip() or not slo.total_query.strip():
+        outcome.error = "This PromQL SLO needs both a good query and a total query."
+        _problem_set(slo.pk, outcome.error, now)
+        return outcome
+    end = _floor_minute(now)  # the minute [end − 1 m, end) is the last complete one
+    start = _fetch_start(slo, now, end)
+    outcome.start, outcome.end = start, end
+    if start >= end:
+        return outcome
+    try:
+        total, skipped_total = _by_minute(_range(client, "total", slo.total_query, start, end))
+        good, skipped_good = _by_minute(_range(client, "good", slo.good_query, start, end))
+    except PromqlError as exc:
+        outcome.error = str(exc)
+        logger.warning("PromQL SLO %s: %s", slo.slug, outcome.error)
+        _problem_set(slo.pk, outcome.error, now)
+        return outcome
+    outcome.skipped = skipped_total + skipped_good
+    rows = [
+        SloRollup(slo=slo, minute=minute, good=min(good.get(minute, 0), count), total=count)
+        for minute, count in sorted(total.items())
+        if count > 0
+    ]
+    with transaction.atomic():
+        # The fetched minutes are replaced as a whole: what Prometheus says now wins.
+        outcome.removed, _ = (
+            SloRollup.objects.filter(slo=slo, minute__gte=start, minute__lt=end)
+            .exclude(minute__in=[row.minute for row in rows])
+            .delete()
+        )
+        SloRollup.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["slo", "minute"],
+            update_fields=["good", "total"],
+        )
+    outcome.written = len(rows)
+    cache.set(_cursor_key(slo), end, timeout=None)
+    cache.delete(_problem_key(slo.pk))
+    return outcome
+
+
+def promql_refresh_all(*, now: datetime | None = None) -> list[RefreshResult]:
+    """Refresh every PromQL SLO (the beat task). One SLO's bad query does not stop the others;
+    an unreachable Prometheus stops the run (every SLO would wait for the same timeout) and is
+    recorded on each SLO not refreshed."""
+    now = now or timezone.now()
+    slos = list(Slo.objects.filter(sli=SliKind.PROMQL).order_by("pk"))
+    client = prometheus_client()
+    results: list[RefreshResult] = []
+    for index, slo in enumerate(slos):
+        if client is None:
+            results.append(promql_slo_refresh(slo, now=now, client=None))
+            continue
+        try:
+            results.append(promql_slo_refresh(slo, now=now, client=client))
+        except PrometheusUnreachable as exc:
+            logger.warning("PromQL SLOs not refreshed: %s", exc)
+            for rest in slos[index:]:
+                _problem_set(rest.pk, str(exc), now)
+                results.append(RefreshResult(slo_id=rest.pk, error=str(exc)))
+            break
+    if client is not None:
+        client.close()
+    return results
+
+
+# ---- what the SLO page shows ----------------------------------------------------------------
+
+
+def _problem_set(slo_id: int, message: str, now: datetime) -> None:
+    cache.set(_problem_key(slo_id), {"message": message, "at": now.isoformat()}, PROBLEM_TTL)
+
+
+def promql_problem(slo: Slo) -> str | None:
+    """Why a PromQL SLO may show no (or stale) data, for its page; None when all is well.
+
+    The last refresh error is kept in Django's cache: the page sees it only when the web
+    processes and the Celery worker share a cache backend."""
+    if slo.sli != SliKind.PROMQL:
+        return None
+    if not settings.PROMETHEUS_URL:
+        return NOT_CONFIGURED
+    entry = cache.get(_problem_key(slo.pk))
+    if not entry:
+        return None
+    at = datetime.fromisoformat(entry["at"])
+    return f"{entry['message']} (last attempt {at:%Y-%m-%d %H:%M} UTC)"
+
+
+# ---- create-time validation -----------------------------------------------------------------
+
+
+def promql_check(query: str) -> QueryCheck:
+    """Ask Prometheus to evaluate `query` once, now, so a form or the API can show a syntax
+    error, a range-vector or string result, or several series, before the SLO is saved.
+
+    Without PROMETHEUS_URL, or when Prometheus is down, the query is accepted with a warning:
+    saving an SLO must not depend on Prometheus being up at that moment."""
+    if not query.strip():
+        return QueryCheck(errors=["Enter a PromQL query."])
+    client = prometheus_client()
+    if client is None:
+        return QueryCheck(warnings=[f"The query was not checked. {NOT_CONFIGURED}"])
+    try:
+        with client:
+            result = _call(
+                client.custom_query, query, params={"time": f"{timezone.now().timestamp():.3f}"}
+            )
+    except PromqlError as exc:
+        return QueryCheck(errors=[f"Prometheus refused the query: {exc}"])
+    except PrometheusUnreachable as exc:
+        return QueryCheck(warnings=[f"The query was not checked. {exc}"])
+    # /api/v1/query gives [time, "value"] for a scalar or string, a list of series otherwise.
+    if result and not isinstance(result[0], dict):
+        try:
+            float(result[1])
+        except (TypeError, ValueError):
+            return QueryCheck(errors=["The query returns a string; it must return a number."])
+        return QueryCheck()
+    if any("values" in series for series in result):
+        return QueryCheck(
+            errors=[
+                "The query returns a range vector; wrap it in a function such as "
+                "increase(…[1m]) so it returns one number per minute."
+            ]
+        )
+    if len(result) > 1:
+        return QueryCheck(errors=[_several_series("The query", result)])
+    return QueryCheck()
+
+
+def promql_validate(query: str) -> list[str]:
+    """The errors that must block saving `query` (see promql_check for the warnings)."""
+    return promql_check(query).errors
