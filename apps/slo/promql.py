@@ -12,17 +12,17 @@ of events in the minute that ends at T, as ONE series:
     total: sum(increase(http_requests_total[1m]))
 
 * We query with `query_range` at a 1-minute step on minute boundaries. The sample at T becomes
-  the rollup of the minute [T − 1 m, T); only complete minutes are asked for.
+  the rollup of the minute [T - 1 m, T); only complete minutes are asked for.
 * `increase()` extrapolates, so counts may be fractional. SloRollup stores integers: each
   minute's value is rounded to the nearest integer (halves up). For a counter scraped every
-  15–60 s that is within half an event per minute; a very low-traffic SLI whose per-minute
-  counts are mostly 0–2 is better expressed over a coarser unit (e.g. `increase(…[1m]) * 100`
+  15-60 s that is within half an event per minute; a very low-traffic SLI whose per-minute
+  counts are mostly 0-2 is better expressed over a coarser unit (e.g. `increase(…[1m]) * 100`
   to count hundredths) — the SLI is a ratio, so a common scale factor cancels out.
 * A minute with a total sample but no good sample counts 0 good: in PromQL `sum()` over no
   series is empty, which is what `{code!~"5.."}` gives in a minute of only errors. A minute
-  without a total sample has no events and gets no row. Good is capped at total (rounding, or
+  without a total sample, or whose total rounds to 0, has no events and gets no row. Good is capped at total (rounding, or
   extrapolation of two counters, can make it exceed total by a little).
-* NaN, ±Inf and negative samples are skipped (no row for that minute).
+* A NaN, ±Inf or negative sample (in either query) is skipped: no row for that minute.
 * A query that returns several series (e.g. one per `code`) is refused with a message: the
   query must aggregate to one series, e.g. with `sum(…)`.
 
@@ -53,7 +53,7 @@ from django.utils import timezone
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from apps.slo.models import Slo, SliKind, SloRollup, WindowKind
+from apps.slo.models import SliKind, Slo, SloRollup, WindowKind
 from apps.slo.windows import calendar_month_bounds
 
 logger = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ class RefreshResult:
     end: datetime | None = None  # the minute after the last one asked for
     written: int = 0  # rollup rows written (inserted or overwritten)
     removed: int = 0  # rows of fetched minutes that no longer have data
-    skipped: int = 0  # samples skipped (NaN, ±Inf, negative)
+    skipped: int = 0  # minutes skipped for a NaN, ±Inf or negative sample
     error: str = ""
 
 
@@ -193,18 +193,19 @@ def _count(raw: Any) -> int | None:
     return int(Decimal(repr(value)).quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def _by_minute(samples: Iterable[list[Any]]) -> tuple[dict[datetime, int], int]:
-    """{minute: count} from [[unix time, "value"], …]; the sample at T is the minute before T."""
+def _by_minute(samples: Iterable[list[Any]]) -> tuple[dict[datetime, int], set[datetime]]:
+    """{minute: count} from [[unix time, "value"], …] (the sample at T is the minute before T),
+    and the minutes whose sample was not a count."""
     counts: dict[datetime, int] = {}
-    skipped = 0
+    invalid: set[datetime] = set()
     for ts, raw in samples:
+        minute = datetime.fromtimestamp(round(float(ts)), tz=UTC) - STEP
         count = _count(raw)
         if count is None:
-            skipped += 1
-            continue
-        end = datetime.fromtimestamp(round(float(ts)), tz=UTC)
-        counts[end - STEP] = count
-    return counts, skipped
+            invalid.add(minute)
+        else:
+            counts[minute] = count
+    return counts, invalid
 
 
 def _floor_minute(moment: datetime) -> datetime:
@@ -229,19 +230,24 @@ def _problem_key(slo_id: int) -> str:
 
 
 def _fetch_start(slo: Slo, now: datetime, end: datetime) -> datetime:
-    """Where this run starts: after the last minute already filled, less RESTATE; the window
-    start on a first run (or when the cache lost the cursor and no rollup exists)."""
+    """Where this run starts: RESTATE before the end of what the last run read (its newest
+    minutes may have been read before all their scrapes landed); the window start on a first
+    run. When the cache lost the cursor, the last rollup stands in for it."""
     floor = _window_start(slo, now)
     cursor = cache.get(_cursor_key(slo))
     if cursor is None:
         last = slo.rollups.order_by("-minute").values_list("minute", flat=True).first()
-        cursor = last + STEP if last is not None else floor
-    return max(floor, min(cursor, end - RESTATE))
+        if last is None:
+            return floor
+        cursor = last + STEP
+    return max(floor, min(cursor, end) - RESTATE)
 
 
-def _range(client: PrometheusConnect, which: str, query: str, start: datetime, end: datetime):
+def _range(
+    client: PrometheusConnect, which: str, query: str, start: datetime, end: datetime
+) -> list[list[Any]]:
     """All samples of `query` at each minute boundary T with start < T ≤ end (T ends the
-    minute T − 1 m), in pieces small enough for Prometheus's point limit."""
+    minute T - 1 m), in pieces small enough for Prometheus's point limit."""
     samples: list[list[Any]] = []
     first = start + STEP
     while first <= end:
@@ -270,24 +276,25 @@ def promql_slo_refresh(
         outcome.error = "This PromQL SLO needs both a good query and a total query."
         _problem_set(slo.pk, outcome.error, now)
         return outcome
-    end = _floor_minute(now)  # the minute [end − 1 m, end) is the last complete one
+    end = _floor_minute(now)  # the minute [end - 1 m, end) is the last complete one
     start = _fetch_start(slo, now, end)
     outcome.start, outcome.end = start, end
     if start >= end:
         return outcome
     try:
-        total, skipped_total = _by_minute(_range(client, "total", slo.total_query, start, end))
-        good, skipped_good = _by_minute(_range(client, "good", slo.good_query, start, end))
+        total, invalid_total = _by_minute(_range(client, "total", slo.total_query, start, end))
+        good, invalid_good = _by_minute(_range(client, "good", slo.good_query, start, end))
     except PromqlError as exc:
         outcome.error = str(exc)
         logger.warning("PromQL SLO %s: %s", slo.slug, outcome.error)
         _problem_set(slo.pk, outcome.error, now)
         return outcome
-    outcome.skipped = skipped_total + skipped_good
+    # A minute whose good sample is NaN is unknown, not "0 good": it gets no row either.
+    outcome.skipped = len(invalid_total | invalid_good)
     rows = [
         SloRollup(slo=slo, minute=minute, good=min(good.get(minute, 0), count), total=count)
         for minute, count in sorted(total.items())
-        if count > 0
+        if count > 0 and minute not in invalid_good
     ]
     with transaction.atomic():
         # The fetched minutes are replaced as a whole: what Prometheus says now wins.
@@ -359,45 +366,32 @@ def promql_problem(slo: Slo) -> str | None:
 # ---- create-time validation -----------------------------------------------------------------
 
 
-def promql_check(query: str) -> QueryCheck:
-    """Ask Prometheus to evaluate `query` once, now, so a form or the API can show a syntax
-    error, a range-vector or string result, or several series, before the SLO is saved.
+def promql_check(query: str, *, now: datetime | None = None) -> QueryCheck:
+    """Ask Prometheus to evaluate `query` as the refresh will (a range query at a 1-minute
+    step, over the 10 minutes before `now`), so a form or the API can show a syntax error, a
+    range-vector or string expression, or several series, before the SLO is saved.
 
     Without PROMETHEUS_URL, or when Prometheus is down, the query is accepted with a warning:
-    saving an SLO must not depend on Prometheus being up at that moment."""
+    saving an SLO must not depend on Prometheus being up at that moment. A query with no data
+    in those 10 minutes is accepted (a quiet service is not an error)."""
     if not query.strip():
         return QueryCheck(errors=["Enter a PromQL query."])
     client = prometheus_client()
     if client is None:
         return QueryCheck(warnings=[f"The query was not checked. {NOT_CONFIGURED}"])
+    end = _floor_minute(now or timezone.now())
     try:
         with client:
-            result = _call(
-                client.custom_query, query, params={"time": f"{timezone.now().timestamp():.3f}"}
-            )
+            result = _call(client.custom_query_range, query, end - 10 * STEP, end, "60s")
     except PromqlError as exc:
         return QueryCheck(errors=[f"Prometheus refused the query: {exc}"])
     except PrometheusUnreachable as exc:
         return QueryCheck(warnings=[f"The query was not checked. {exc}"])
-    # /api/v1/query gives [time, "value"] for a scalar or string, a list of series otherwise.
-    if result and not isinstance(result[0], dict):
-        try:
-            float(result[1])
-        except (TypeError, ValueError):
-            return QueryCheck(errors=["The query returns a string; it must return a number."])
-        return QueryCheck()
-    if any("values" in series for series in result):
-        return QueryCheck(
-            errors=[
-                "The query returns a range vector; wrap it in a function such as "
-                "increase(…[1m]) so it returns one number per minute."
-            ]
-        )
     if len(result) > 1:
         return QueryCheck(errors=[_several_series("The query", result)])
     return QueryCheck()
 
 
-def promql_validate(query: str) -> list[str]:
+def promql_validate(query: str, *, now: datetime | None = None) -> list[str]:
     """The errors that must block saving `query` (see promql_check for the warnings)."""
-    return promql_check(query).errors
+    return promql_check(query, now=now).errors

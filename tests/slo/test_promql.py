@@ -1,0 +1,273 @@
+"""PromQL SLIs against a real Prometheus server holding known counters (tests/slo/conftest.py).
+
+Minute k of the data has GOOD[k] requests answered 200 and BAD[k] answered 500; the numbers
+below are those lists added up by hand."""
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+
+from apps.slo.models import Slo, SloRollup
+from apps.slo.promql import (
+    NOT_CONFIGURED,
+    promql_check,
+    promql_problem,
+    promql_refresh_all,
+    promql_slo_refresh,
+    promql_validate,
+)
+from apps.slo.tasks import promql_refresh_task
+from tests.conftest import free_port
+from tests.slo.conftest import BAD, GOOD, PromData
+
+pytestmark = pytest.mark.django_db
+
+GOOD_QUERY = 'sum(increase(http_requests_total{code!~"5.."}[1m]))'
+TOTAL_QUERY = "sum(increase(http_requests_total[1m]))"
+
+
+def promql_slo(**fields: object) -> Slo:
+    values: dict[str, object] = {
+        "slug": "api-availability",
+        "name": "API availability",
+        "sli": "promql",
+        "objective": Decimal("0.99"),
+        "good_query": GOOD_QUERY,
+        "total_query": TOTAL_QUERY,
+    }
+    values.update(fields)
+    return Slo.objects.create(**values)
+
+
+def rollups(slo: Slo, start: datetime) -> list[tuple[int, int, int]]:
+    """(minute index from the data's start, good, total) of every rollup, in order."""
+    return [
+        (int((row.minute - start).total_seconds() // 60), row.good, row.total)
+        for row in SloRollup.objects.filter(slo=slo).order_by("minute")
+    ]
+
+
+def expected(minutes: range) -> list[tuple[int, int, int]]:
+    return [(k, GOOD[k], GOOD[k] + BAD[k]) for k in minutes]
+
+
+def sli(slo: Slo, start: datetime, end: datetime) -> Decimal:
+    sums = SloRollup.objects.filter(slo=slo, minute__gte=start, minute__lt=end).aggregate(
+        good=Sum("good"), total=Sum("total")
+    )
+    return (Decimal(sums["good"]) / Decimal(sums["total"])).quantize(Decimal("0.000001"))
+
+
+def test_fills_one_rollup_per_minute_with_the_counters_increase(prometheus: PromData) -> None:
+    slo = promql_slo()
+    start = prometheus.start
+
+    result = promql_slo_refresh(slo, now=start + timedelta(minutes=40, seconds=30))
+
+    assert result.error == ""
+    assert result.written == 30
+    assert result.end == start + timedelta(minutes=40)
+    assert rollups(slo, start) == expected(range(30))
+    assert rollups(slo, start)[:3] == [(0, 80, 80), (1, 117, 122), (2, 93, 95)]
+    # 3,306 good of 3,398 over the 30 minutes; 1,102 of 1,135 in minutes 10-19.
+    assert sli(slo, start, start + timedelta(minutes=30)) == Decimal("0.972925")
+    assert sli(slo, start + timedelta(minutes=10), start + timedelta(minutes=20)) == Decimal(
+        "0.970925"
+    )
+
+
+def test_only_complete_minutes_are_filled(prometheus: PromData) -> None:
+    slo = promql_slo()
+    start = prometheus.start
+
+    # At 12:59 into the data, minute 12 is still running: minutes 0-11 only.
+    promql_slo_refresh(slo, now=start + timedelta(minutes=12, seconds=59))
+
+    assert rollups(slo, start) == expected(range(12))
+
+
+def test_running_again_overwrites_and_restates_recent_minutes(prometheus: PromData) -> None:
+    slo = promql_slo()
+    start = prometheus.start
+    promql_slo_refresh(slo, now=start + timedelta(minutes=20, seconds=30))
+    assert rollups(slo, start) == expected(range(20))
+    # Minute 17 is within the 5 minutes the next run reads again: a late scrape is corrected.
+    SloRollup.objects.filter(slo=slo, minute=start + timedelta(minutes=17)).update(
+        good=999, total=999
+    )
+
+    second = promql_slo_refresh(slo, now=start + timedelta(minutes=40, seconds=30))
+    third = promql_slo_refresh(slo, now=start + timedelta(minutes=40, seconds=30))
+
+    assert second.start == start + timedelta(minutes=15)
+    assert second.written == 15  # minutes 15-29
+    assert third.written == 0  # minutes 35-39: no data there any more
+    assert rollups(slo, start) == expected(range(30))
+    assert SloRollup.objects.filter(slo=slo).count() == 30
+
+
+def test_lost_cursor_resumes_after_the_last_rollup(prometheus: PromData) -> None:
+    from django.core.cache import cache
+
+    slo = promql_slo()
+    start = prometheus.start
+    promql_slo_refresh(slo, now=start + timedelta(minutes=40, seconds=30))
+    cache.clear()  # e.g. the worker restarted with a per-process cache
+
+    again = promql_slo_refresh(slo, now=start + timedelta(minutes=40, seconds=30))
+
+    # From after minute 29 (the last rollup), less the 5 minutes read again each run.
+    assert again.start == start + timedelta(minutes=25)
+    assert rollups(slo, start) == expected(range(30))
+
+
+def test_beat_task_backfills_the_window_on_its_first_run(prometheus: PromData) -> None:
+    slo = promql_slo(window_days=28)
+
+    # 28 days of minutes are more than one range query may hold: read in pieces.
+    summary = promql_refresh_task()
+
+    assert summary == {"slos": 1, "rows_written": 30, "errors": 0}
+    assert rollups(slo, prometheus.start) == expected(range(30))
+
+
+def test_prometheus_down_keeps_rollups_and_says_why(prometheus: PromData, settings) -> None:  # type: ignore[no-untyped-def]
+    slo = promql_slo()
+    start = prometheus.start
+    promql_refresh_all(now=start + timedelta(minutes=20, seconds=30))
+    assert promql_problem(slo) is None
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings.PROMETHEUS_URL = dead
+
+    results = promql_refresh_all(now=start + timedelta(minutes=40, seconds=30))
+
+    message = f"Prometheus at {dead} cannot be reached: ConnectionError"
+    assert [(r.slo_id, r.written, r.error) for r in results] == [(slo.pk, 0, message)]
+    assert rollups(slo, start) == expected(range(20))
+    when = (start + timedelta(minutes=40, seconds=30)).strftime("%Y-%m-%d %H:%M")
+    assert promql_problem(slo) == f"{message} (last attempt {when} UTC)"
+
+    # Back up: the next run reads from minute 15 (20 less the 5 minutes read again each run),
+    # and the problem is gone.
+    settings.PROMETHEUS_URL = prometheus.url
+    results = promql_refresh_all(now=start + timedelta(minutes=41))
+    assert [(r.written, r.error) for r in results] == [(15, "")]
+    assert rollups(slo, start) == expected(range(30))
+    assert promql_problem(slo) is None
+
+
+def test_query_returning_several_series_is_refused(prometheus: PromData) -> None:
+    slo = promql_slo(good_query="increase(http_requests_total[1m])")
+
+    result = promql_slo_refresh(slo, now=prometheus.start + timedelta(minutes=40))
+
+    message = (
+        'The good query returns 2 series ({code="200", job="api"}, {code="500", job="api"}); '
+        "it must aggregate to one series, e.g. sum(increase(…[1m]))."
+    )
+    assert result.error == message
+    assert SloRollup.objects.filter(slo=slo).count() == 0
+    assert promql_problem(slo) is not None
+    assert promql_problem(slo).startswith(message)  # type: ignore[union-attr]
+
+
+def test_minutes_with_nan_or_inf_samples_get_no_row(prometheus: PromData) -> None:
+    # x / bad * bad: +Inf * 0 = NaN in the six minutes without a 500, the total otherwise.
+    bad = 'sum(increase(http_requests_total{code="500"}[1m]))'
+    slo = promql_slo(total_query=f"sum(increase(http_requests_total[1m])) / {bad} * {bad}")
+
+    result = promql_slo_refresh(slo, now=prometheus.start + timedelta(minutes=40))
+
+    with_errors = [k for k in range(30) if BAD[k] > 0]
+    assert result.skipped == 6
+    assert len(with_errors) == 24
+    assert rollups(slo, prometheus.start) == expected(with_errors)  # type: ignore[arg-type]
+
+
+def test_minutes_without_a_good_sample_count_zero_good(prometheus: PromData) -> None:
+    # No series has code 404: sum() over nothing is empty, i.e. no good event in that minute.
+    slo = promql_slo(good_query='sum(increase(http_requests_total{code="404"}[1m]))')
+
+    promql_slo_refresh(slo, now=prometheus.start + timedelta(minutes=3))
+
+    assert rollups(slo, prometheus.start) == [(0, 0, 80), (1, 0, 122), (2, 0, 95)]
+
+
+def test_fractional_counts_are_rounded_to_the_nearest_integer(prometheus: PromData) -> None:
+    slo = promql_slo(
+        good_query='sum(increase(http_requests_total{code="200"}[1m])) / 4',
+        total_query="sum(increase(http_requests_total[1m])) / 4",
+    )
+
+    promql_slo_refresh(slo, now=prometheus.start + timedelta(minutes=3))
+
+    # 80/4 = 20 of 20; 117/4 = 29.25 → 29 of 122/4 = 30.5 → 31; 93/4 = 23.25 → 23 of 23.75 → 24.
+    assert rollups(slo, prometheus.start) == [(0, 20, 20), (1, 29, 31), (2, 23, 24)]
+
+
+def test_without_prometheus_url_promql_slos_show_why(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PROMETHEUS_URL = ""
+    slo = promql_slo()
+
+    results = promql_refresh_all()
+
+    assert [r.error for r in results] == [NOT_CONFIGURED]
+    assert promql_problem(slo) == (
+        "PROMETHEUS_URL is not set: PromQL SLOs have no data until it is."
+    )
+    assert SloRollup.objects.filter(slo=slo).count() == 0
+
+
+# ---- create-time validation -----------------------------------------------------------------
+
+
+def test_validate_accepts_a_per_minute_count(prometheus: PromData) -> None:
+    at = prometheus.start + timedelta(minutes=20)
+    assert promql_validate(GOOD_QUERY, now=at) == []
+    assert promql_check(TOTAL_QUERY, now=at).warnings == []
+    # No data in the 10 minutes checked (now, three hours after the data): still accepted.
+    assert promql_validate(GOOD_QUERY) == []
+
+
+def test_validate_reports_a_syntax_error(prometheus: PromData) -> None:
+    assert promql_validate("sum(increase(http_requests_total[1m])") == [
+        "Prometheus refused the query: 1:38: parse error: unclosed left parenthesis"
+    ]
+
+
+def test_validate_refuses_several_series_range_vectors_and_strings(prometheus: PromData) -> None:
+    at = prometheus.start + timedelta(minutes=20)
+    assert promql_validate("http_requests_total", now=at) == [
+        'The query returns 2 series ({__name__="http_requests_total", code="200", job="api"}, '
+        '{__name__="http_requests_total", code="500", job="api"}); it must aggregate to one '
+        "series, e.g. sum(increase(…[1m]))."
+    ]
+    assert promql_validate("http_requests_total[1m]", now=at) == [
+        'Prometheus refused the query: invalid expression type "range vector" for range query, '
+        "must be Scalar or instant Vector"
+    ]
+    assert promql_validate('"text"', now=at) == [
+        'Prometheus refused the query: invalid expression type "string" for range query, '
+        "must be Scalar or instant Vector"
+    ]
+    assert promql_validate("  ") == ["Enter a PromQL query."]
+
+
+def test_validate_without_prometheus_only_warns(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.PROMETHEUS_URL = ""
+    check = promql_check("sum(rate(x[1m]")
+    assert check.errors == []
+    assert check.warnings == [
+        "The query was not checked. PROMETHEUS_URL is not set: PromQL SLOs have no data "
+        "until it is."
+    ]
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings.PROMETHEUS_URL = dead
+    assert promql_check(GOOD_QUERY) == type(check)(
+        errors=[],
+        warnings=[
+            f"The query was not checked. Prometheus at {dead} cannot be reached: ConnectionError"
+        ],
+    )
