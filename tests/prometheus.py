@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -126,9 +127,10 @@ class PrometheusServer:
             return ""
 
 
+@contextmanager
 def prometheus_with(openmetrics: str) -> Iterator[PrometheusServer]:
-    """A running server holding `openmetrics`, for a fixture to `yield from`; stopped and its
-    files removed afterwards. Without the binaries: skipped, or failed in CI."""
+    """A running server holding `openmetrics`; stopped and its files removed on exit. Without
+    the binaries: the test is skipped, or fails in CI (OPSDASH_REQUIRE_SERVICES=1)."""
     if not binaries_present():
         service_missing(f"{PROMETHEUS} and {PROMTOOL} (apt package prometheus)")
     root = Path(tempfile.mkdtemp(prefix="opsdash-prometheus-"))

@@ -48,7 +48,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
@@ -96,7 +96,6 @@ class RefreshResult:
     start: datetime | None = None  # the first minute asked for
     end: datetime | None = None  # the minute after the last one asked for
     written: int = 0  # rollup rows written (inserted or overwritten)
-    removed: int = 0  # rows of fetched minutes that no longer have data
     skipped: int = 0  # minutes skipped for a NaN, ±Inf or negative sample
     error: str = ""
 
@@ -109,10 +108,9 @@ def prometheus_client() -> PrometheusConnect | None:
     url = settings.PROMETHEUS_URL
     if not url:
         return None
-    retry = Retry(total=1, backoff_factor=0.2, status_forcelist=[502, 503, 504])
-    return PrometheusConnect(
-        url=url, retry=retry, timeout=settings.PROMETHEUS_TIMEOUT_SECONDS, method="POST"
-    )
+    # read=False: a query that timed out is slow, not lost; asking again only doubles the wait.
+    retry = Retry(total=1, read=False, backoff_factor=0.2, status_forcelist=[502, 503, 504])
+    return PrometheusConnect(url=url, retry=retry, timeout=settings.PROMETHEUS_TIMEOUT_SECONDS)
 
 
 # ---- errors ---------------------------------------------------------------------------------
@@ -142,9 +140,24 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     query" (a 4xx: the query is wrong, retrying will not help)."""
     try:
         return fn(*args, **kwargs)
+    except requests.Timeout as exc:
+        raise PrometheusUnreachable(
+            f"Prometheus at {settings.PROMETHEUS_URL} did not answer within "
+            f"{settings.PROMETHEUS_TIMEOUT_SECONDS:g} s."
+        ) from exc
+    except requests.JSONDecodeError as exc:
+        raise PrometheusUnreachable(
+            f"{settings.PROMETHEUS_URL} did not answer as Prometheus's HTTP API does "
+            f"(no JSON). Is PROMETHEUS_URL the server's address, e.g. http://prometheus:9090?"
+        ) from exc
     except requests.RequestException as exc:
         raise PrometheusUnreachable(
             f"Prometheus at {settings.PROMETHEUS_URL} cannot be reached: {exc.__class__.__name__}"
+        ) from exc
+    except (KeyError, TypeError) as exc:
+        raise PrometheusUnreachable(
+            f"{settings.PROMETHEUS_URL} did not answer as Prometheus's HTTP API does "
+            f"({exc.__class__.__name__}: {exc})."
         ) from exc
     except PrometheusApiClientException as exc:
         status, message = _api_error_text(exc)
@@ -231,15 +244,15 @@ def _problem_key(slo_id: int) -> str:
 
 def _fetch_start(slo: Slo, now: datetime, end: datetime) -> datetime:
     """Where this run starts: RESTATE before the end of what the last run read (its newest
-    minutes may have been read before all their scrapes landed); the window start on a first
-    run. When the cache lost the cursor, the last rollup stands in for it."""
+    minutes may have been read before all their scrapes landed); the window start when the SLO
+    has no rollup (a first run, or rollups deleted by a rebuild: the rows, not the cache, say
+    what is filled). The cached cursor only skips minutes after the last rollup that were read
+    and found empty; without it the last rollup stands in."""
     floor = _window_start(slo, now)
-    cursor = cache.get(_cursor_key(slo))
-    if cursor is None:
-        last = slo.rollups.order_by("-minute").values_list("minute", flat=True).first()
-        if last is None:
-            return floor
-        cursor = last + STEP
+    last = slo.rollups.order_by("-minute").values_list("minute", flat=True).first()
+    if last is None:
+        return floor
+    cursor = max(last + STEP, cache.get(_cursor_key(slo)) or last + STEP)
     return max(floor, min(cursor, end) - RESTATE)
 
 
@@ -265,9 +278,18 @@ def promql_slo_refresh(
 
     Raises PrometheusUnreachable when Prometheus is not there (the caller records it); a
     refused or ill-formed query is recorded here and returned in `error`."""
-    now = now or timezone.now()
+    if client is None:
+        own = prometheus_client()
+        try:
+            return _refresh(slo, now or timezone.now(), own)
+        finally:
+            if own is not None:
+                own.close()
+    return _refresh(slo, now or timezone.now(), client)
+
+
+def _refresh(slo: Slo, now: datetime, client: PrometheusConnect | None) -> RefreshResult:
     outcome = RefreshResult(slo_id=slo.pk)
-    client = client or prometheus_client()
     if client is None:
         outcome.error = NOT_CONFIGURED
         _problem_set(slo.pk, outcome.error, now)
@@ -296,19 +318,23 @@ def promql_slo_refresh(
         for minute, count in sorted(total.items())
         if count > 0 and minute not in invalid_good
     ]
-    with transaction.atomic():
-        # The fetched minutes are replaced as a whole: what Prometheus says now wins.
-        outcome.removed, _ = (
-            SloRollup.objects.filter(slo=slo, minute__gte=start, minute__lt=end)
-            .exclude(minute__in=[row.minute for row in rows])
-            .delete()
-        )
-        SloRollup.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["slo", "minute"],
-            update_fields=["good", "total"],
-        )
+    try:
+        with transaction.atomic():
+            # The fetched minutes are replaced as a whole: what Prometheus says now wins.
+            SloRollup.objects.filter(slo=slo, minute__gte=start, minute__lt=end).delete()
+            # On conflict, update: a concurrent run for the same SLO (the beat and a refresh
+            # queued by an edit) may insert the same minutes between our delete and insert.
+            SloRollup.objects.bulk_create(
+                rows,
+                batch_size=2000,
+                update_conflicts=True,
+                unique_fields=["slo", "minute"],
+                update_fields=["good", "total"],
+            )
+    except IntegrityError:
+        if Slo.objects.filter(pk=slo.pk).exists():
+            raise
+        return outcome  # deleted while we read Prometheus
     outcome.written = len(rows)
     cache.set(_cursor_key(slo), end, timeout=None)
     cache.delete(_problem_key(slo.pk))
@@ -323,21 +349,47 @@ def promql_refresh_all(*, now: datetime | None = None) -> list[RefreshResult]:
     slos = list(Slo.objects.filter(sli=SliKind.PROMQL).order_by("pk"))
     client = prometheus_client()
     results: list[RefreshResult] = []
-    for index, slo in enumerate(slos):
-        if client is None:
-            results.append(promql_slo_refresh(slo, now=now, client=None))
-            continue
-        try:
-            results.append(promql_slo_refresh(slo, now=now, client=client))
-        except PrometheusUnreachable as exc:
-            logger.warning("PromQL SLOs not refreshed: %s", exc)
-            for rest in slos[index:]:
-                _problem_set(rest.pk, str(exc), now)
-                results.append(RefreshResult(slo_id=rest.pk, error=str(exc)))
-            break
-    if client is not None:
-        client.close()
+    try:
+        for index, slo in enumerate(slos):
+            try:
+                results.append(promql_slo_refresh(slo, now=now, client=client))
+            except PrometheusUnreachable as exc:
+                logger.warning("PromQL SLOs not refreshed: %s", exc)
+                for rest in slos[index:]:
+                    _problem_set(rest.pk, str(exc), now)
+                    results.append(RefreshResult(slo_id=rest.pk, error=str(exc)))
+                break
+    finally:
+        if client is not None:
+            client.close()
     return results
+
+
+def promql_refresh_one(slo_id: int, *, now: datetime | None = None) -> RefreshResult | None:
+    """Refresh one PromQL SLO now (after it is created or its queries change, so its page need
+    not wait for the beat); None when the SLO is gone or is not a PromQL SLO."""
+    now = now or timezone.now()
+    slo = Slo.objects.filter(pk=slo_id, sli=SliKind.PROMQL).first()
+    if slo is None:
+        return None
+    client = prometheus_client()
+    try:
+        return promql_slo_refresh(slo, now=now, client=client)
+    except PrometheusUnreachable as exc:
+        logger.warning("PromQL SLO %s not refreshed: %s", slo.slug, exc)
+        _problem_set(slo.pk, str(exc), now)
+        return RefreshResult(slo_id=slo.pk, error=str(exc))
+    finally:
+        if client is not None:
+            client.close()
+
+
+def promql_rollups_reset(slo: Slo) -> int:
+    """Forget what was read for `slo` (its queries or window changed): its rollups are deleted
+    and the next refresh reads the whole window again. Returns the rows deleted."""
+    deleted, _ = SloRollup.objects.filter(slo=slo).delete()
+    cache.delete_many([_cursor_key(slo), _problem_key(slo.pk)])
+    return deleted
 
 
 # ---- what the SLO page shows ----------------------------------------------------------------

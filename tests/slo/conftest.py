@@ -51,7 +51,7 @@ def prometheus_server() -> Iterator[PromData]:
             _counter({"job": "api", "code": "500"}, BAD, start),
         ],
     )
-    for server in prometheus_with(text):
+    with prometheus_with(text) as server:
         yield PromData(server=server, start=start, minutes=len(GOOD))
 
 

@@ -3,6 +3,7 @@
 Minute k of the data has GOOD[k] requests answered 200 and BAD[k] answered 500; the numbers
 below are those lists added up by hand."""
 
+import socket
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -15,10 +16,11 @@ from apps.slo.promql import (
     promql_check,
     promql_problem,
     promql_refresh_all,
+    promql_rollups_reset,
     promql_slo_refresh,
     promql_validate,
 )
-from apps.slo.tasks import promql_refresh_task
+from apps.slo.tasks import promql_refresh_one_task, promql_refresh_task
 from tests.conftest import free_port
 from tests.slo.conftest import BAD, GOOD, PromData
 
@@ -271,3 +273,69 @@ def test_validate_without_prometheus_only_warns(settings) -> None:  # type: igno
             f"The query was not checked. Prometheus at {dead} cannot be reached: ConnectionError"
         ],
     )
+
+
+def test_rollups_deleted_by_a_rebuild_are_read_again(prometheus: PromData) -> None:
+    slo = promql_slo()
+    at = prometheus.start + timedelta(minutes=40, seconds=30)
+    promql_slo_refresh(slo, now=at)
+    SloRollup.objects.filter(slo=slo).delete()  # the cached cursor still says "read to 40"
+
+    again = promql_slo_refresh(slo, now=at)
+
+    assert again.start == at.replace(second=0) - timedelta(days=28)
+    assert rollups(slo, prometheus.start) == expected(range(30))
+
+
+def test_reset_reads_the_window_again_with_the_new_queries(prometheus: PromData) -> None:
+    slo = promql_slo()
+    at = prometheus.start + timedelta(minutes=3)
+    promql_slo_refresh(slo, now=at)
+    slo.good_query = 'sum(increase(http_requests_total{code="500"}[1m]))'
+    slo.revision += 1
+    slo.save()
+
+    assert promql_rollups_reset(slo) == 3
+    promql_slo_refresh(slo, now=at)
+
+    assert rollups(slo, prometheus.start) == [(0, 0, 80), (1, 5, 122), (2, 2, 95)]
+
+
+def test_refresh_one_task_fills_a_new_slo_and_ignores_others(prometheus: PromData) -> None:
+    slo = promql_slo()
+    other = promql_slo(slug="acceptance", sli="acceptance", good_query="", total_query="")
+
+    assert promql_refresh_one_task(slo.pk) == 30
+    assert promql_refresh_one_task(other.pk) == 0
+    assert promql_refresh_one_task(999_999) == 0
+    assert SloRollup.objects.filter(slo=other).count() == 0
+
+
+def test_prometheus_that_does_not_answer_times_out_with_a_clear_error(settings) -> None:  # type: ignore[no-untyped-def]
+    slo = promql_slo()
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        settings.PROMETHEUS_URL = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        settings.PROMETHEUS_TIMEOUT_SECONDS = 0.3
+
+        results = promql_refresh_all()
+
+    message = f"Prometheus at {settings.PROMETHEUS_URL} did not answer within 0.3 s."
+    assert [r.error for r in results] == [message]
+    assert promql_problem(slo).startswith(message)  # type: ignore[union-attr]
+
+
+def test_missing_prometheus_binary_fails_in_ci_and_skips_elsewhere(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import tests.conftest
+    import tests.prometheus
+
+    monkeypatch.setattr(tests.prometheus, "PROMETHEUS", "/nonexistent/prometheus")
+    monkeypatch.setattr(tests.conftest, "REQUIRE_SERVICES", True)
+    with pytest.raises(pytest.fail.Exception, match="required service missing: /nonexistent"):
+        with tests.prometheus.prometheus_with("# EOF\n"):
+            pass
+    monkeypatch.setattr(tests.conftest, "REQUIRE_SERVICES", False)
+    with pytest.raises(pytest.skip.Exception, match="service missing: /nonexistent"):
+        with tests.prometheus.prometheus_with("# EOF\n"):
+            pass
