@@ -332,10 +332,14 @@ def test_missing_prometheus_binary_fails_in_ci_and_skips_elsewhere(monkeypatch) 
 
     monkeypatch.setattr(tests.prometheus, "PROMETHEUS", "/nonexistent/prometheus")
     monkeypatch.setattr(tests.conftest, "REQUIRE_SERVICES", True)
-    with pytest.raises(pytest.fail.Exception, match="required service missing: /nonexistent"):
-        with tests.prometheus.prometheus_with("# EOF\n"):
-            pass
+    with (
+        pytest.raises(pytest.fail.Exception, match="required service missing: /nonexistent"),
+        tests.prometheus.prometheus_with("# EOF\n"),
+    ):
+        pass
     monkeypatch.setattr(tests.conftest, "REQUIRE_SERVICES", False)
-    with pytest.raises(pytest.skip.Exception, match="service missing: /nonexistent"):
-        with tests.prometheus.prometheus_with("# EOF\n"):
-            pass
+    with (
+        pytest.raises(pytest.skip.Exception, match="service missing: /nonexistent"),
+        tests.prometheus.prometheus_with("# EOF\n"),
+    ):
+        pass
