@@ -109,7 +109,14 @@ def prometheus_client() -> PrometheusConnect | None:
     if not url:
         return None
     # read=False: a query that timed out is slow, not lost; asking again only doubles the wait.
-    retry = Retry(total=1, read=False, backoff_factor=0.2, status_forcelist=[502, 503, 504])
+    # raise_on_status=False: after the retry, a 503 reaches us with Prometheus's own message.
+    retry = Retry(
+        total=1,
+        read=False,
+        backoff_factor=0.2,
+        status_forcelist=[502, 503, 504],
+        raise_on_status=False,
+    )
     return PrometheusConnect(url=url, retry=retry, timeout=settings.PROMETHEUS_TIMEOUT_SECONDS)
 
 
@@ -137,7 +144,9 @@ def _api_error_text(exc: PrometheusApiClientException) -> tuple[int | None, str]
 
 def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """One API call, its failures sorted into "Prometheus is not there" and "it refused this
-    query" (a 4xx: the query is wrong, retrying will not help)."""
+    query" (400 bad_data, 422 execution error: the query is wrong, retrying will not help;
+    any other status, e.g. 401 from a proxy or 404 for a wrong PROMETHEUS_URL, is not the
+    query's fault)."""
     try:
         return fn(*args, **kwargs)
     except requests.Timeout as exc:
@@ -161,7 +170,7 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         ) from exc
     except PrometheusApiClientException as exc:
         status, message = _api_error_text(exc)
-        if status is not None and 400 <= status < 500:
+        if status in (400, 422):
             raise PromqlError(message) from exc
         raise PrometheusUnreachable(
             f"Prometheus at {settings.PROMETHEUS_URL} answered HTTP {status}: {message}"

@@ -4,8 +4,11 @@ Minute k of the data has GOOD[k] requests answered 200 and BAD[k] answered 500; 
 below are those lists added up by hand."""
 
 import socket
+import threading
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db.models import Sum
@@ -343,3 +346,71 @@ def test_missing_prometheus_binary_fails_in_ci_and_skips_elsewhere(monkeypatch) 
         tests.prometheus.prometheus_with("# EOF\n"),
     ):
         pass
+
+
+class _NotPrometheus(BaseHTTPRequestHandler):
+    """Answers every request with the status and body set on the server."""
+
+    def do_GET(self) -> None:
+        status, body = self.server.answer  # type: ignore[attr-defined]
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def not_prometheus(settings) -> Iterator[ThreadingHTTPServer]:  # type: ignore[no-untyped-def]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _NotPrometheus)
+    server.answer = (200, b"<html>Grafana</html>")  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings.PROMETHEUS_URL = f"http://127.0.0.1:{server.server_address[1]}"
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_address_that_is_not_prometheus_is_named(not_prometheus, settings) -> None:  # type: ignore[no-untyped-def]
+    slo = promql_slo()
+
+    html = promql_refresh_all()
+    not_prometheus.answer = (401, b"Unauthorized")
+    refused = promql_refresh_all()
+
+    url = settings.PROMETHEUS_URL
+    assert [r.error for r in html] == [
+        f"{url} did not answer as Prometheus's HTTP API does (no JSON). Is PROMETHEUS_URL the "
+        "server's address, e.g. http://prometheus:9090?"
+    ]
+    assert [r.error for r in refused] == [
+        f"Prometheus at {url} answered HTTP 401: HTTP Status Code 401 (b'Unauthorized')"
+    ]
+    assert promql_check(GOOD_QUERY).warnings == [
+        f"The query was not checked. Prometheus at {url} answered HTTP 401: HTTP Status Code 401 "
+        "(b'Unauthorized')"
+    ]
+    assert SloRollup.objects.filter(slo=slo).count() == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        ("prometheus:9090", "PROMETHEUS_URL='prometheus:9090' must be an http:// or https:// URL."),
+        ("http://prometheus:9090/", ""),
+        ("", ""),
+    ],
+)
+def test_prometheus_url_must_be_http(value: str, error: str) -> None:
+    from tests.test_settings import _django_setup
+
+    result = _django_setup(DEBUG="1", PROMETHEUS_URL=value)
+
+    if error:
+        assert error in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
