@@ -69,6 +69,12 @@ RESTATE = timedelta(minutes=5)
 # How long a recorded error stays visible without a new run confirming or clearing it.
 PROBLEM_TTL = 3600
 
+# Help text for the good/total query fields of forms and the API schema.
+QUERY_HELP = (
+    "PromQL returning, as one series, the number of events in the minute ending at each "
+    'evaluation time, e.g. sum(increase(http_requests_total{code!~"5.."}[1m])) for good and '
+    "sum(increase(http_requests_total[1m])) for total. Fractional counts are rounded per minute."
+)
 NOT_CONFIGURED = "PROMETHEUS_URL is not set: PromQL SLOs have no data until it is."
 
 
