@@ -261,13 +261,18 @@ def _fetch_start(slo: Slo, now: datetime, end: datetime) -> datetime:
     """Where this run starts: RESTATE before the end of what the last run read (its newest
     minutes may have been read before all their scrapes landed); the window start when the SLO
     has no rollup (a first run, or rollups deleted by a rebuild: the rows, not the cache, say
-    what is filled). The cached cursor only skips minutes after the last rollup that were read
-    and found empty; without it the last rollup stands in."""
+    what is filled). The cached cursor only skips minutes that were read and found empty;
+    without it the last rollup stands in."""
     floor = _window_start(slo, now)
     last = slo.rollups.order_by("-minute").values_list("minute", flat=True).first()
+    cached = cache.get(_cursor_key(slo))  # {"end": datetime, "rows": the SLO had rollups}
     if last is None:
-        return floor
-    cursor = max(last + STEP, cache.get(_cursor_key(slo)) or last + STEP)
+        # Read before and found nothing: carry on. Had rows and now none: they were deleted.
+        if cached is None or cached["rows"]:
+            return floor
+        cursor = cached["end"]
+    else:
+        cursor = max(last + STEP, cached["end"] if cached else last + STEP)
     return max(floor, min(cursor, end) - RESTATE)
 
 
@@ -351,7 +356,8 @@ def _refresh(slo: Slo, now: datetime, client: PrometheusConnect | None) -> Refre
             raise
         return outcome  # deleted while we read Prometheus
     outcome.written = len(rows)
-    cache.set(_cursor_key(slo), end, timeout=None)
+    has_rows = bool(rows) or SloRollup.objects.filter(slo=slo).exists()
+    cache.set(_cursor_key(slo), {"end": end, "rows": has_rows}, timeout=None)
     cache.delete(_problem_key(slo.pk))
     return outcome
 

@@ -414,3 +414,16 @@ def test_prometheus_url_must_be_http(value: str, error: str) -> None:
         assert error in result.stderr
     else:
         assert result.returncode == 0, result.stderr
+
+
+def test_a_query_without_data_is_not_read_from_the_window_start_every_run(
+    prometheus: PromData,
+) -> None:
+    slo = promql_slo(total_query='sum(increase(http_requests_total{code="404"}[1m]))')
+    at = prometheus.start + timedelta(minutes=40)
+
+    first = promql_slo_refresh(slo, now=at)
+    second = promql_slo_refresh(slo, now=at + timedelta(minutes=1))
+
+    assert (first.start, first.written) == (at - timedelta(days=28), 0)
+    assert (second.start, second.written) == (at - timedelta(minutes=5), 0)
