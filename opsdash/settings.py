@@ -346,6 +346,12 @@ for _name in ("NOTIFY_WEBHOOK_MAX_ATTEMPTS", "CALLBACK_MAX_ATTEMPTS"):
     if not 1 <= globals()[_name] <= 50:
         raise ImproperlyConfigured(f"{_name} must be between 1 and 50.")
 
+# Django's cache holds small state the Celery worker writes and web processes read (a PromQL
+# SLO's last refresh error, shown on its page), so it must be shared between processes: files
+# under VAR_DIR by default (one machine, as the embedded mode), or CACHE_URL when web and
+# workers run on several machines (e.g. redis://redis:6379/1).
+CACHES = {"default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
+
 # PromQL SLOs read Prometheus's HTTP API here (e.g. http://prometheus:9090); without it they
 # show "no data" with the reason.
 PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="").strip().rstrip("/")

@@ -423,8 +423,8 @@ def _problem_set(slo_id: int, message: str, now: datetime) -> None:
 def promql_problem(slo: Slo) -> str | None:
     """Why a PromQL SLO may show no (or stale) data, for its page; None when all is well.
 
-    The last refresh error is kept in Django's cache: the page sees it only when the web
-    processes and the Celery worker share a cache backend."""
+    The last refresh error is kept in Django's cache, which the Celery worker and the web
+    processes share (CACHES in settings)."""
     if slo.sli != SliKind.PROMQL:
         return None
     if not settings.PROMETHEUS_URL:
