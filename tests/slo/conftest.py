@@ -38,20 +38,37 @@ def _counter(labels: dict[str, str], per_minute: list[int], start: datetime) -> 
     return Counter(labels, samples)
 
 
-@pytest.fixture(scope="session")
-def prometheus_server() -> Iterator[PromData]:
-    """Prometheus on a free port with GOOD/BAD backfilled, starting three hours ago (well
-    inside one past 2-hour block range and the 30-day retention). Stopped at session end."""
-    now = datetime.now(UTC).replace(second=0, microsecond=0)
-    start = now - timedelta(hours=3)
-    text = openmetrics_counters(
+def known_counters(start: datetime) -> str:
+    """GOOD and BAD as OpenMetrics text, minute 0 starting at `start`."""
+    return openmetrics_counters(
         "http_requests",
         [
             _counter({"job": "api", "code": "200"}, GOOD, start),
             _counter({"job": "api", "code": "500"}, BAD, start),
         ],
     )
-    with prometheus_with(text) as server:
+
+
+def _data_start() -> datetime:
+    # Three hours ago: inside a past 2-hour block range, well within the 30-day retention.
+    return datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
+
+
+@pytest.fixture(scope="session")
+def prometheus_server() -> Iterator[PromData]:
+    """Prometheus on a free port with GOOD/BAD backfilled, shared by the session's tests and
+    stopped at its end. Tests must not stop it: use `own_prometheus` for that."""
+    start = _data_start()
+    with prometheus_with(known_counters(start)) as server:
+        yield PromData(server=server, start=start, minutes=len(GOOD))
+
+
+@pytest.fixture
+def own_prometheus(settings) -> Iterator[PromData]:  # type: ignore[no-untyped-def]
+    """A server of this test's own, with the same data, that it may stop and start again."""
+    start = _data_start()
+    with prometheus_with(known_counters(start)) as server:
+        settings.PROMETHEUS_URL = server.url
         yield PromData(server=server, start=start, minutes=len(GOOD))
 
 

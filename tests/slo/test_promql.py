@@ -138,17 +138,16 @@ def test_beat_task_backfills_the_window_on_its_first_run(prometheus: PromData) -
     assert rollups(slo, prometheus.start) == expected(range(30))
 
 
-def test_prometheus_down_keeps_rollups_and_says_why(prometheus: PromData, settings) -> None:  # type: ignore[no-untyped-def]
+def test_prometheus_stopped_keeps_rollups_and_says_why(own_prometheus: PromData) -> None:
     slo = promql_slo()
-    start = prometheus.start
+    start, server = own_prometheus.start, own_prometheus.server
     promql_refresh_all(now=start + timedelta(minutes=20, seconds=30))
     assert promql_problem(slo) is None
-    dead = f"http://127.0.0.1:{free_port()}"
-    settings.PROMETHEUS_URL = dead
+    server.stop()
 
     results = promql_refresh_all(now=start + timedelta(minutes=40, seconds=30))
 
-    message = f"Prometheus at {dead} cannot be reached: ConnectionError"
+    message = f"Prometheus at {server.url} cannot be reached: ConnectionError"
     assert [(r.slo_id, r.written, r.error) for r in results] == [(slo.pk, 0, message)]
     assert rollups(slo, start) == expected(range(20))
     when = (start + timedelta(minutes=40, seconds=30)).strftime("%Y-%m-%d %H:%M")
@@ -156,11 +155,23 @@ def test_prometheus_down_keeps_rollups_and_says_why(prometheus: PromData, settin
 
     # Back up: the next run reads from minute 15 (20 less the 5 minutes read again each run),
     # and the problem is gone.
-    settings.PROMETHEUS_URL = prometheus.url
+    server.start()
     results = promql_refresh_all(now=start + timedelta(minutes=41))
     assert [(r.written, r.error) for r in results] == [(15, "")]
     assert rollups(slo, start) == expected(range(30))
     assert promql_problem(slo) is None
+
+
+def test_one_unreachable_run_is_recorded_on_every_promql_slo(settings) -> None:  # type: ignore[no-untyped-def]
+    first = promql_slo()
+    second = promql_slo(slug="checkout-availability")
+    settings.PROMETHEUS_URL = f"http://127.0.0.1:{free_port()}"
+
+    results = promql_refresh_all()
+
+    message = f"Prometheus at {settings.PROMETHEUS_URL} cannot be reached: ConnectionError"
+    assert [(r.slo_id, r.error) for r in results] == [(first.pk, message), (second.pk, message)]
+    assert promql_problem(second).startswith(message)  # type: ignore[union-attr]
 
 
 def test_query_returning_several_series_is_refused(prometheus: PromData) -> None:
