@@ -76,6 +76,11 @@ QUERY_HELP = (
     "sum(increase(http_requests_total[1m])) for total. Fractional counts are rounded per minute."
 )
 NOT_CONFIGURED = "PROMETHEUS_URL is not set: PromQL SLOs have no data until it is."
+NOT_READ_YET = "Not read from Prometheus yet: PromQL SLOs are read every minute."
+NO_SAMPLES = (
+    "Prometheus has returned no events for the total query in this SLO's window: check that "
+    "it matches series (try it in Prometheus's graph page) and returns a count per minute."
+)
 
 
 class PromqlError(Exception):
@@ -249,7 +254,7 @@ def _window_start(slo: Slo, now: datetime) -> datetime:
 
 
 def _cursor_key(slo: Slo) -> str:
-    # Per revision: an edit that changes the queries starts over from the window start.
+    # Per revision: where an older definition stopped says nothing about the new one.
     return f"slo:promql:cursor:{slo.pk}:{slo.revision}"
 
 
@@ -430,10 +435,17 @@ def promql_problem(slo: Slo) -> str | None:
     if not settings.PROMETHEUS_URL:
         return NOT_CONFIGURED
     entry = cache.get(_problem_key(slo.pk))
-    if not entry:
-        return None
-    at = datetime.fromisoformat(entry["at"])
-    return f"{entry['message']} (last attempt {at:%Y-%m-%d %H:%M} UTC)"
+    if entry:
+        at = datetime.fromisoformat(entry["at"])
+        return f"{entry['message']} (last attempt {at:%Y-%m-%d %H:%M} UTC)"
+    cursor = cache.get(_cursor_key(slo))
+    if cursor is None:
+        if slo.rollups.exists():
+            return None
+        return NOT_READ_YET
+    if not cursor["rows"]:
+        return NO_SAMPLES
+    return None
 
 
 # ---- create-time validation -----------------------------------------------------------------

@@ -68,6 +68,7 @@ def sli(slo: Slo, start: datetime, end: datetime) -> Decimal:
 def test_fills_one_rollup_per_minute_with_the_counters_increase(prometheus: PromData) -> None:
     slo = promql_slo()
     start = prometheus.start
+    assert promql_problem(slo) == "Not read from Prometheus yet: PromQL SLOs are read every minute."
 
     result = promql_slo_refresh(slo, now=start + timedelta(minutes=40, seconds=30))
 
@@ -76,6 +77,7 @@ def test_fills_one_rollup_per_minute_with_the_counters_increase(prometheus: Prom
     assert result.end == start + timedelta(minutes=40)
     assert rollups(slo, start) == expected(range(30))
     assert rollups(slo, start)[:3] == [(0, 80, 80), (1, 117, 122), (2, 93, 95)]
+    assert promql_problem(slo) is None
     # 3,306 good of 3,398 over the 30 minutes; 1,102 of 1,135 in minutes 10-19.
     assert sli(slo, start, start + timedelta(minutes=30)) == Decimal("0.972925")
     assert sli(slo, start + timedelta(minutes=10), start + timedelta(minutes=20)) == Decimal(
@@ -438,3 +440,8 @@ def test_a_query_without_data_is_not_read_from_the_window_start_every_run(
 
     assert (first.start, first.written) == (at - timedelta(days=28), 0)
     assert (second.start, second.written) == (at - timedelta(minutes=5), 0)
+    assert promql_problem(slo) == (
+        "Prometheus has returned no events for the total query in this SLO's window: check "
+        "that it matches series (try it in Prometheus's graph page) and returns a count per "
+        "minute."
+    )
