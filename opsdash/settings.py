@@ -261,6 +261,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.outbox_sweep",
         "schedule": env.float("OUTBOUND_SWEEP_SECONDS", default=60.0),
     },
+    # PromQL SLOs: per-minute rollups read from PROMETHEUS_URL (apps.slo.promql).
+    "slo-promql-refresh": {
+        "task": "slo.promql_refresh",
+        "schedule": env.float("PROMQL_REFRESH_SECONDS", default=60.0),
+    },
 }
 
 # Long-polls (GET /api/v1/actions/{id}?wait=) allowed to sleep at once per web process; keep it
@@ -340,6 +345,21 @@ OUTBOUND_BACKOFF_BASE_SECONDS = env.float("OUTBOUND_BACKOFF_BASE_SECONDS", defau
 for _name in ("NOTIFY_WEBHOOK_MAX_ATTEMPTS", "CALLBACK_MAX_ATTEMPTS"):
     if not 1 <= globals()[_name] <= 50:
         raise ImproperlyConfigured(f"{_name} must be between 1 and 50.")
+
+# Django's cache holds small state the Celery worker writes and web processes read (a PromQL
+# SLO's last refresh error, shown on its page), so it must be shared between processes: files
+# under VAR_DIR by default (one machine, as the embedded mode), or CACHE_URL when web and
+# workers run on several machines (e.g. redis://redis:6379/1).
+CACHES = {"default": env.cache_url("CACHE_URL", default=f"filecache://{VAR_DIR / 'cache'}")}
+
+# PromQL SLOs read Prometheus's HTTP API here (e.g. http://prometheus:9090); without it they
+# show "no data" with the reason.
+PROMETHEUS_URL = env.str("PROMETHEUS_URL", default="").strip().rstrip("/")
+if PROMETHEUS_URL:
+    PROMETHEUS_URL = env_http_url("PROMETHEUS_URL", "").rstrip("/")
+PROMETHEUS_TIMEOUT_SECONDS = env.float("PROMETHEUS_TIMEOUT_SECONDS", default=10.0)
+if not 0 < PROMETHEUS_TIMEOUT_SECONDS <= 120:
+    raise ImproperlyConfigured("PROMETHEUS_TIMEOUT_SECONDS must be above 0 and at most 120.")
 
 OPSDASH_REQUIRE_SERVICES = env.bool("OPSDASH_REQUIRE_SERVICES", default=False)
 
