@@ -167,22 +167,19 @@ def sparkline(points: list[Any], objective: Decimal) -> Sparkline | None:
     def y(v: float) -> float:
         return round(SPARK_H - 2 - (v - low) / span * (SPARK_H - 4), 1)
 
-    lines: list[str] = []
-    run: list[str] = []
+    runs: list[list[tuple[float, float]]] = [[]]
     for i, v in enumerate(values):
         if v is None:
-            if run:
-                lines.append(" ".join(run))
-            run = []
-            continue
-        run.append(f"{round(i * step, 1)},{y(float(v))}")
-    if run:
-        lines.append(" ".join(run))
-    # A single point draws nothing as a polyline: make it a short flat stroke.
-    lines = [
-        ln if " " in ln else f"{ln} {float(ln.split(',')[0]) + 2},{ln.split(',')[1]}"
-        for ln in lines
-    ]
+            runs.append([])
+        else:
+            runs[-1].append((round(i * step, 1), y(float(v))))
+    lines = []
+    for run in runs:
+        if len(run) == 1:  # a lone point draws nothing as a polyline: a short flat stroke
+            x, at = run[0]
+            run = [(max(x - 1.5, 0.0), at), (min(x + 1.5, float(SPARK_W)), at)]
+        if run:
+            lines.append(" ".join(f"{x:g},{at:g}" for x, at in run))
     return Sparkline(
         lines=lines,
         objective_y=y(target),
