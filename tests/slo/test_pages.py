@@ -239,9 +239,10 @@ def test_sparkline_coordinates_break_at_gaps_and_draw_the_objective():
         [["t0", 1.0], ["t1", 0.9], ["t2", None], ["t3", 0.95]], objective=Decimal("0.9")
     )
     assert spark is not None
-    # y runs from 0.885 (just under the objective) to 1.0 over 24 px, top at 2 px.
-    assert spark.lines == ["0,2 40,22.9", "118.5,12.4 120,12.4"]
-    assert spark.objective_y == 22.9
+    # viewBox 1200 x 280: y runs from 0.885 (just under the objective) at 260 to 1.0 at 20;
+    # x steps 400 per point; the lone last point becomes a 30-unit stroke.
+    assert spark.lines == ["0,20 400,229", "1185,124 1200,124"]
+    assert spark.objective_y == 229
     assert spark.label == "SLI over the last 4 points, from 90.00 % to 100.00 %"
     assert sparkline([["t0", None]], objective=Decimal("0.9")) is None
 
@@ -255,9 +256,12 @@ def test_tile_renders_the_sparkline_svg(client, viewer):
     )
     client.force_login(viewer)
     tile = tile_html(client.get(reverse("slo:list")).content.decode(), "sparkly")
-    assert '<polyline points="0,2 40,22.9"/>' in tile
-    assert '<polyline points="118.5,12.4 120,12.4"/>' in tile
-    assert 'y1="22.9" y2="22.9"' in tile
+    assert (
+        '<svg class="spark" viewBox="0 0 1200 280" preserveAspectRatio="none" role="img" '
+        'aria-label="SLI over the last 4 points, from 90.00 % to 100.00 %">'
+        '<line class="spark-objective" x1="0" x2="1200" y1="229" y2="229"/>'
+        '<polyline points="0,20 400,229"/><polyline points="1185,124 1200,124"/></svg>'
+    ) in tile
 
 
 # ---------------------------------------------------------------- one SLO
