@@ -249,6 +249,7 @@ class SloTile:
     objective: str
     budget: str
     budget_exhausted: bool
+    below_objective: bool  # the SLI now is under the objective (False without data)
     burn: str
     scope: str
     window: str
@@ -283,6 +284,9 @@ def slo_tile(slo: Slo) -> SloTile:
         objective=objective_text(slo.objective),
         budget=pct(budget, 1),
         budget_exhausted=budget is not None and budget <= 0,
+        below_objective=status is not None
+        and status.sli is not None
+        and status.sli < slo.objective,
         burn=burn_text(status.worst_burn_rate) if status is not None else "—",
         scope=scope_text(slo),
         window=window_text(slo),

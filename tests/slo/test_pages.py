@@ -135,7 +135,7 @@ def test_tiles_show_state_sli_budget_burn_and_scope(client, viewer, team, sweepe
     critical = tile_html(page, "sweeper-acceptance")
     assert 'class="slo-tile critical"' in critical
     assert '<span class="badge critical">critical</span>' in critical
-    assert '<span class="fig slo-sli">58.00 %</span>' in critical
+    assert '<span class="fig slo-sli below">58.00 %</span>' in critical  # under 95 %
     assert "SLI · objective 95 %" in critical
     assert '<span class="fig slo-budget exhausted">\u2212740.0 %</span>' in critical
     assert "budget spent" in critical
@@ -403,7 +403,7 @@ def test_slo_page_shows_figures_alerts_and_worst_actions(client, viewer, team, s
         page = client.get(reverse("slo:detail", args=[slo.slug])).content.decode()
 
     assert '<span class="badge warn" id="slo-state">warning</span>' in page
-    assert '<div class="value" id="slo-sli">85.00 %</div>' in page
+    assert '<div class="card danger"><div class="value" id="slo-sli">85.00 %</div>' in page
     assert "SLI now · objective 90 %" in page
     assert '<div class="value" id="slo-budget">\u221250.0 %</div>' in page
     assert "error budget spent" in page
@@ -492,7 +492,7 @@ def test_scorecard_shows_the_agents_slos_marked_and_its_autonomy_history(
     assert '<span class="badge info" title="applies to every agent">global</span>' in tile_html(
         page, "fleet-recall"
     )
-    assert '<span class="badge info" id="autonomy-mode">suggest</span>' in page
+    assert '<div class="value" id="autonomy-mode">suggest</div>' in page
     history = page[page.index('id="autonomy-history"') :]
     assert "<td>auto_low_risk</td><td><strong>suggest</strong></td>" in history
     assert "<td>opsdash</td><td>rollback SLO paged</td>" in history
