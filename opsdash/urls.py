@@ -31,6 +31,7 @@ urlpatterns = [
     path("assist/", include("apps.assist.urls")),
     path("policy/", include("apps.policy.urls")),
     path("notifications/", include("apps.notifications.urls")),
+    path("slos/", include("apps.slo.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("integrations/", include("apps.chatops.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

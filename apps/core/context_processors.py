@@ -17,7 +17,12 @@ def navigation(request: HttpRequest) -> dict[str, Any]:
         sections.append(
             (
                 "Overview",
-                [("home", "Fleet"), ("audit:events", "Audit log"), ("audit:ledger", "Ledger")],
+                [
+                    ("home", "Fleet"),
+                    ("slo:list", "SLOs"),
+                    ("audit:events", "Audit log"),
+                    ("audit:ledger", "Ledger"),
+                ],
             )
         )
         queue = f"Approval queue ({state['pending']})" if state["pending"] else "Approval queue"

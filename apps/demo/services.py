@@ -20,6 +20,7 @@ from apps.demo.generator import (
     DemoFleetGenerator,
 )
 from apps.demo.models import DemoSeed
+from apps.demo.slos import demo_slos_ensure
 from apps.fleet.models import Agent, Team
 
 INGEST_CHUNK = 500
@@ -34,6 +35,7 @@ class DemoSeedResult:
     events_duplicate: int = 0
     events_rejected: int = 0
     already_seeded: bool = False
+    slos_created: int = 0
 
 
 def demo_password(username: str) -> str:
@@ -77,6 +79,7 @@ def demo_fleet_seed(
     marker = DemoSeed.objects.first()
     if marker is not None and not force:
         result.already_seeded = True
+        result.slos_created = demo_slos_ensure()
         return result
     anchor = marker.anchor if marker is not None else (anchor or timezone.now())
     generator = DemoFleetGenerator(anchor=anchor, days=days, incidents_per_day=incidents_per_day)
@@ -104,6 +107,8 @@ def demo_fleet_seed(
         DemoSeed.objects.create(
             anchor=generator.cutoff, seed=DEMO_SEED, events_accepted=result.events_accepted
         )
+    # After the events: the SLOs' rollups are built from the facts those events produced.
+    result.slos_created = demo_slos_ensure()
     return result
 
 
