@@ -181,6 +181,13 @@ def slo_notify(slo: Slo, *, kind: str, title: str, body: str, dedup_key: str) ->
     )
 
 
+def times(value: Decimal | None) -> str:
+    """A burn rate or factor as people read it: 20x, 14.4x, 0.9333x."""
+    if value is None:
+        return "no data"
+    return f"{value.normalize():f}x"
+
+
 def _windows(alert: SloAlert) -> str:
     return f"{alert.long_window}/{alert.short_window}"
 
@@ -193,12 +200,12 @@ def alert_notify_firing(alert: SloAlert, state: RuleState) -> None:
         slo,
         kind="slo_alert",
         title=(
-            f"{severity}: {slo.name} burns its error budget at {state.long_burn}x "
+            f"{severity}: {slo.name} burns its error budget at {times(state.long_burn)} "
             f"({_windows(alert)})"
         ),
         body=(
-            f"Burn rate {state.long_burn}x over {alert.long_window} and {state.short_burn}x over "
-            f"{alert.short_window}, both above {alert.factor}x ({share:f} % of the period's "
+            f"Burn rate {times(state.long_burn)} over {alert.long_window} and {times(state.short_burn)} over "
+            f"{alert.short_window}, both above {times(alert.factor)} ({share:f} % of the period's "
             f"budget in {alert.long_window}). Objective {Decimal(slo.objective).normalize():f}."
         ),
         dedup_key=f"slo_alert:{alert.pk}:firing",
@@ -214,8 +221,8 @@ def alert_notify_resolved(alert: SloAlert) -> None:
         kind="slo_alert_resolved",
         title=f"Resolved: {slo.name} ({_windows(alert)})",
         body=(
-            f"Burn rate back under {alert.factor}x after {minutes} min; "
-            f"peak {alert.peak_burn_rate}x."
+            f"Burn rate back under {times(alert.factor)} after {minutes} min; "
+            f"peak {times(alert.peak_burn_rate)}."
         ),
         dedup_key=f"slo_alert:{alert.pk}:resolved",
     )

@@ -57,6 +57,8 @@ def agent_demote_for_alert(*, alert: SloAlert, now: datetime) -> str | None:
     Called only by the evaluation that inserted the alert, in its transaction, so a repeated
     or concurrent evaluation cannot demote twice for one alert.
     """
+    from apps.slo.alerts import slo_channels, times
+
     if not demotion_applies(alert):
         return None
     slo = alert.slo
@@ -70,8 +72,8 @@ def agent_demote_for_alert(*, alert: SloAlert, now: datetime) -> str | None:
     Agent.objects.filter(pk=agent.pk).update(autonomy_mode=new)
     agent.autonomy_mode = new
     reason = (
-        f"{slo.name} ({slo.sli}) paged: burn rate {alert.last_burn_rate}x over "
-        f"{alert.long_window} and {alert.short_window} above {alert.factor}x"
+        f"{slo.name} ({slo.sli}) paged: burn rate {times(alert.last_burn_rate)} over "
+        f"{alert.long_window} and {alert.short_window} above {times(alert.factor)}"
     )
     from apps.audit.services.opsdash_events import opsdash_event_record
 
@@ -87,7 +89,6 @@ def agent_demote_for_alert(*, alert: SloAlert, now: datetime) -> str | None:
             "by": "opsdash",
         },
     )
-    from apps.slo.alerts import slo_channels
 
     notify(
         kind="autonomy_demoted",
