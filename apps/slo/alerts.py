@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import DecimalField, F, Value
@@ -76,26 +75,37 @@ def _burn_value(burn: Decimal) -> Value:
     return Value(burn, output_field=DecimalField(max_digits=12, decimal_places=4))
 
 
-def _open_alerts(slo: Slo, rule: AlertRule) -> Any:
-    return SloAlert.objects.filter(slo=slo, long_window=rule.long_window, resolved_at__isnull=True)
-
-
 def _record_reading(slo: Slo, rule: AlertRule, burn: Decimal) -> int:
-    return _open_alerts(slo, rule).update(
+    open_alert = SloAlert.objects.filter(
+        slo=slo, long_window=rule.long_window, resolved_at__isnull=True
+    )
+    return open_alert.update(
         last_burn_rate=burn, peak_burn_rate=Greatest(F("peak_burn_rate"), _burn_value(burn))
     )
 
 
-@transaction.atomic
+def _claim_resolution(alert: SloAlert, now: datetime) -> bool:
+    # Of two concurrent evaluations only one changes the row, and only that one notifies.
+    return bool(
+        SloAlert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(resolved_at=now)
+    )
+
+
+@transaction.atomic(savepoint=False)
 def slo_alerts_sync(*, slo: Slo, rules: Sequence[RuleState], now: datetime) -> AlertChanges:
     """Opens, updates and resolves the SLO's alerts to match `rules`; notifies and demotes
     for what this call changed."""
     changes = AlertChanges(opened=[], resolved=[], paging_before=False)
+    # One read for all four rules; the writes below re-check "still open" themselves.
+    open_alerts = {
+        a.long_window: a for a in SloAlert.objects.filter(slo=slo, resolved_at__isnull=True)
+    }
     for state in rules:
         rule = state.rule
+        existing = open_alerts.get(rule.long_window)
         if state.firing:
             assert state.long_burn is not None
-            if _record_reading(slo, rule, state.long_burn):
+            if existing is not None and _record_reading(slo, rule, state.long_burn):
                 if rule.severity == AlertSeverity.PAGE:
                     changes.paging_before = True
                 continue
@@ -119,15 +129,10 @@ def slo_alerts_sync(*, slo: Slo, rules: Sequence[RuleState], now: datetime) -> A
                     changes.paging_before = True
                 continue
             changes.opened.append(alert)
-        else:
-            for alert in list(_open_alerts(slo, rule)):
-                alert.slo = slo
-                # Claim the resolution: of two concurrent evaluations only one changes the row.
-                if SloAlert.objects.filter(pk=alert.pk, resolved_at__isnull=True).update(
-                    resolved_at=now
-                ):
-                    alert.resolved_at = now
-                    changes.resolved.append(alert)
+        elif existing is not None and _claim_resolution(existing, now):
+            existing.slo = slo
+            existing.resolved_at = now
+            changes.resolved.append(existing)
     by_rule = {s.rule.long_window: s for s in rules}
     if slo.alerting:
         for alert in changes.opened:

@@ -188,3 +188,54 @@ def test_evaluate_all_counts_every_slo(db: Any) -> None:
         ("b", "no_data"),
         ("c", "no_data"),
     ]
+
+
+def test_a_quiet_slo_costs_a_fixed_handful_of_queries(slo: Slo) -> None:
+    rollup(slo, utc(2026, 11, 26, 11, 58), 99, 100)
+    slo_evaluate(slo, now=NOW)
+    with CaptureQueriesContext(connection) as ctx:
+        slo_evaluate(slo, now=NOW + timedelta(minutes=1))
+    sql = [q["sql"].split(" ")[0] for q in ctx.captured_queries if "SAVEPOINT" not in q["sql"]]
+    # Rollups (one aggregate), open alerts (one read), the status row (locked read, update).
+    assert sql == ["SELECT", "SELECT", "SELECT", "UPDATE"]
+
+
+def test_a_late_event_in_an_old_minute_counts_at_the_next_evaluation(slo: Slo) -> None:
+    rollup(slo, utc(2026, 11, 26, 11, 0), 10, 10)
+    assert slo_evaluate(slo, now=NOW).sli == Decimal("1.000000")
+    # An event for 09:00 arrives after 11:00 was counted (the rollup writer adds its minute).
+    rollup(slo, utc(2026, 11, 26, 9, 0), 0, 2)
+    status = slo_evaluate(slo, now=NOW)
+    assert (status.good, status.total) == (10, 12)
+    assert status.burn_rates["1h"] is None
+    assert status.burn_rates["6h"] == 16.6667  # 2/12 / 0.01
+
+
+def test_one_failing_slo_does_not_stop_the_others(db: Any, monkeypatch: Any, caplog: Any) -> None:
+    import apps.slo.evaluate as evaluate
+
+    make_slo("a")
+    make_slo("b")
+    real = evaluate.slo_evaluate
+
+    def flaky(slo: Slo, *, now: datetime) -> SloStatus:
+        if slo.slug == "a":
+            raise ZeroDivisionError("boom")
+        return real(slo, now=now)
+
+    monkeypatch.setattr(evaluate, "slo_evaluate", flaky)
+    assert slos_evaluate_all(now=NOW) == 1
+    assert list(SloStatus.objects.values_list("slo__slug", flat=True)) == ["b"]
+    assert "evaluating SLO a failed" in caplog.text
+
+
+def test_beat_runs_evaluate_all_every_minute(slo: Slo, settings: Any) -> None:
+    from apps.slo.tasks import slos_evaluate_all_task
+
+    assert settings.CELERY_BEAT_SCHEDULE["slo-evaluate-all"] == {
+        "task": "slo.evaluate_all",
+        "schedule": 60.0,
+    }
+    assert slos_evaluate_all_task.name == "slo.evaluate_all"
+    assert slos_evaluate_all_task.run() == 1
+    assert SloStatus.objects.get().state == "no_data"
