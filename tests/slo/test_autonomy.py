@@ -1,10 +1,12 @@
 """Automatic demotion on a safety page and promotion suggestions."""
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from apps.actions.models import Action
 from apps.audit.models import Event
@@ -98,6 +100,38 @@ def test_page_on_a_safety_slo_demotes_one_step_once(safety_slo: Slo, other_agent
     assert mode(other_agent) == "observe"
     assert len(autonomy_events()) == 2
     assert Notification.objects.filter(kind="autonomy_demoted").count() == 2
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs real row locks and concurrent connections"
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_evaluations_demote_once(sam: Any, team: Any) -> None:
+    healer = Agent.objects.create(slug="k8s-healer", team=team, autonomy_mode="auto_low_risk")
+    slo = make_slo(scope="agent", agent=healer, auto_demote=True, sli="rollback")
+    rollup(slo, utc(2026, 11, 26, 11, 58), 0, 10)
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def evaluate() -> None:
+        try:
+            own = Slo.objects.get(pk=slo.pk)
+            barrier.wait(timeout=10)
+            slo_evaluate(own, now=NOW)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=evaluate) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert mode(healer) == "suggest"
+    assert [(e["from"], e["to"]) for e in autonomy_events()] == [("auto_low_risk", "suggest")]
+    assert Notification.objects.filter(kind="autonomy_demoted").count() == 1
 
 
 @pytest.mark.parametrize(
