@@ -229,7 +229,8 @@ def agent_promotion_suggestion(
 
 
 def promotion_suggestions_notify(*, now: datetime) -> int:
-    """Tells the SRE leads about each candidate, once per agent per period; returns how many."""
+    """Tells the SRE leads about each candidate, once per agent per period (the dedup key); returns
+    how many agents qualify now."""
     days, min_actions = promotion_settings(None, None)
     # Periods are fixed slices of `days` days since the epoch, so the key repeats (and the
     # notice is not sent again) until the next period begins.
