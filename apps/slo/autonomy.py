@@ -137,6 +137,16 @@ class PromotionCandidate:
     until: datetime
     slos: tuple[SloStanding, ...]
 
+    # The names the agent scorecard (apps.slo.selectors.promotion_suggestion) reads.
+    @property
+    def to_mode(self) -> str:
+        return self.suggested_mode
+
+    @property
+    def reason(self) -> str:
+        days = round((self.until - self.since) / timedelta(days=1))
+        return f"{days} days, {self.actions} actions, every SLO met"
+
 
 def promotion_settings(days: int | None, min_actions: int | None) -> tuple[int, int]:
     return (

@@ -209,6 +209,10 @@ def test_agent_meeting_every_slo_is_a_candidate(proven: Agent, other_agent: Agen
         ("triage-accuracy", 95, 100, Decimal("0.95"), True),
         ("triage-recall", 9, 10, Decimal("0.9"), True),
     ]
+    assert (candidate.to_mode, candidate.reason) == (
+        "auto_low_risk",
+        "90 days, 50 actions, every SLO met",
+    )
     assert agent_promotion_suggestion(proven, now=NOW) == candidate
 
 
