@@ -2,9 +2,10 @@
 
 Reads SloRollup only (never facts or events), so an evaluation costs one aggregate query over
 the SLO's window however many events made it. Rollups are per minute, so every window here is
-a whole number of minutes, half-open [start, end): the minute holding `now` is the last one in,
-and a rolling window of N days starts N days before the end of that minute. A rollup stamped
-exactly at a window's start is in; one stamped at its end is out.
+a whole number of minutes, half-open [start, end), where end is `now` rounded up to the minute:
+when `now` falls on a minute the window is exactly [now - length, now), as for raw timestamps;
+in the middle of a minute, that minute (already holding events) is the last one in. A rollup
+stamped exactly at a window's start is in; one stamped at its end is out.
 """
 
 import logging
@@ -41,8 +42,10 @@ def _q(value: Decimal, places: Decimal) -> Decimal:
 
 
 def _minute_end(now: datetime) -> datetime:
-    """The end of the minute holding `now` (UTC): the exclusive end of every window."""
-    return now.astimezone(UTC).replace(second=0, microsecond=0) + MINUTE
+    """`now` rounded up to the minute (UTC): the exclusive end of every window."""
+    now = now.astimezone(UTC)
+    floor = now.replace(second=0, microsecond=0)
+    return floor if floor == now else floor + MINUTE
 
 
 def slo_period(slo: Slo, now: datetime) -> timedelta:
@@ -102,8 +105,8 @@ class Counts:
 
 
 def _sparkline_buckets(now: datetime) -> list[tuple[datetime, datetime]]:
-    """Clock hours, the last one being the (partial) hour holding `now`."""
-    last = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    """Clock hours, the last one being the (partial) hour holding the window's last minute."""
+    last = (_minute_end(now) - MINUTE).replace(minute=0)
     starts = [last - SPARKLINE_STEP * i for i in range(SPARKLINE_POINTS - 1, -1, -1)]
     return [(s, s + SPARKLINE_STEP) for s in starts]
 

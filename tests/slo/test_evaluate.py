@@ -69,6 +69,21 @@ def test_window_counts_include_the_start_minute_and_exclude_the_end(slo: Slo) ->
     assert status.budget_remaining == Decimal("-11.500000")
 
 
+def test_when_now_is_on_a_minute_the_window_is_exactly_now_minus_its_length(slo: Slo) -> None:
+    now = utc(2026, 11, 26, 12, 0)
+    assert slo_window_bounds(slo, now) == (utc(2026, 10, 27, 12, 0), now)
+    rollup(slo, utc(2026, 10, 27, 11, 59), 0, 100)  # before the start: out
+    rollup(slo, utc(2026, 10, 27, 12, 0), 1, 2)  # exactly now - 30 days: in
+    rollup(slo, utc(2026, 11, 26, 11, 59), 3, 3)  # the last minute before now: in
+    rollup(slo, now, 0, 50)  # events at or after now: out
+    status = slo_evaluate(slo, now=now)
+    assert (status.good, status.total) == (4, 5)
+    assert status.window_start == utc(2026, 10, 27, 12, 0)
+    assert status.burn_rates["5m"] == 0.0  # 11:55 .. 11:59
+    # The sparkline's last hour is the one holding the window's last minute (11:00).
+    assert status.sparkline[-1] == ["2026-11-26T11:00:00+00:00", 1.0]
+
+
 def test_empty_window_has_no_data(slo: Slo) -> None:
     rollup(slo, NOW - timedelta(days=31), 1, 2)  # before the window: ignored
     status = slo_evaluate(slo, now=NOW)
@@ -143,7 +158,7 @@ def test_calendar_month_in_new_york_follows_local_midnight_and_dst(slo: Slo) -> 
     slo.save()
     now = utc(2026, 11, 15, 12, 0)
     # November starts at 04:00 UTC (EDT) and ends at 05:00 UTC on 1 December (EST).
-    assert slo_window_bounds(slo, now) == (utc(2026, 11, 1, 4, 0), utc(2026, 11, 15, 12, 1))
+    assert slo_window_bounds(slo, now) == (utc(2026, 11, 1, 4, 0), utc(2026, 11, 15, 12, 0))
     assert slo_period(slo, now) == timedelta(days=30, hours=1)
     rollup(slo, utc(2026, 11, 1, 3, 59), 0, 9)  # 31 October 23:59 in New York: out
     rollup(slo, utc(2026, 11, 1, 4, 0), 3, 4)  # 1 November 00:00 in New York: in
