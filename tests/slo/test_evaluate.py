@@ -254,3 +254,35 @@ def test_beat_runs_evaluate_all_every_minute(slo: Slo, settings: Any) -> None:
     assert slos_evaluate_all_task.name == "slo.evaluate_all"
     assert slos_evaluate_all_task.run() == 1
     assert SloStatus.objects.get().state == "no_data"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="advisory locks are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_second_run_skips_while_one_is_running() -> None:
+    import threading
+
+    from apps.slo.evaluate import EVALUATE_ALL_LOCK
+
+    make_slo("a")
+    held, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [EVALUATE_ALL_LOCK])
+                held.set()
+                release.wait(timeout=30)
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [EVALUATE_ALL_LOCK])
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    try:
+        assert held.wait(timeout=10)
+        assert slos_evaluate_all(now=NOW) == 0
+        assert not SloStatus.objects.exists()
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert slos_evaluate_all(now=NOW) == 1
