@@ -266,7 +266,26 @@ CELERY_BEAT_SCHEDULE = {
         "task": "slo.promql_refresh",
         "schedule": env.float("PROMQL_REFRESH_SECONDS", default=60.0),
     },
+    # SLO status, burn-rate alerts and automatic demotion.
+    "slo-evaluate-all": {
+        "task": "slo.evaluate_all",
+        "schedule": env.float("SLO_EVALUATE_SECONDS", default=60.0),
+    },
+    "slo-promotion-suggest": {
+        "task": "slo.promotion_suggest",
+        "schedule": 24 * 3600.0,
+    },
 }
+
+# Promotion suggestions: an agent that met every SLO over this many days, with this many actions.
+SLO_PROMOTION_DAYS = env.int("SLO_PROMOTION_DAYS", default=90)
+SLO_PROMOTION_MIN_ACTIONS = env.int("SLO_PROMOTION_MIN_ACTIONS", default=50)
+if not 1 <= SLO_PROMOTION_DAYS <= 3650:
+    raise ImproperlyConfigured("SLO_PROMOTION_DAYS must be between 1 and 3650.")
+if SLO_PROMOTION_MIN_ACTIONS < 0:
+    raise ImproperlyConfigured("SLO_PROMOTION_MIN_ACTIONS must be 0 or more.")
+# Bearer token Prometheus sends to scrape /metrics; unset, /metrics is open only with DEBUG.
+METRICS_TOKEN = env_secret("METRICS_TOKEN", "")
 
 # Long-polls (GET /api/v1/actions/{id}?wait=) allowed to sleep at once per web process; keep it
 # below the worker's thread count (WEB_THREADS) so other requests always find a thread.

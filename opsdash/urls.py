@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.actions.api import ActionDecideView, ActionDetailView, ActionProposeView
 from apps.audit.api import EventListCreateView, LimitsView
 from apps.core.views import healthz, home
+from apps.slo.metrics import metrics_view
 
 api_v1: list[URLPattern | URLResolver] = [
     path("events", EventListCreateView.as_view(), name="events"),
@@ -37,5 +38,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
 ]

@@ -166,12 +166,9 @@ def demo_slos_compute(slos: list[Slo]) -> None:
     except ImportError:
         logger.info("demo SLOs: apps.slo.rollups is not there yet; rollups not built")
         return
-    try:
-        from apps.slo.evaluate import slo_evaluate  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        slo_evaluate = None
+    from apps.slo.evaluate import slo_evaluate
+
     now = timezone.now()
     for slo in slos:
         slo_rollups_rebuild(slo)
-        if slo_evaluate is not None:
-            slo_evaluate(slo, now=now)
+        slo_evaluate(slo, now=now)

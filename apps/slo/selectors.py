@@ -359,21 +359,10 @@ def slo_get(slug: str) -> Slo:
 
 
 def period_of(slo: Slo, now: datetime) -> tuple[datetime, datetime]:
-    """The SLO's window ending at `now` (rolling), or the calendar month containing it.
+    """The SLO's window as the status computes it, so the charts and the status agree."""
+    from apps.slo.evaluate import slo_window_bounds
 
-    Reads `apps.slo.evaluate.slo_window_bounds` when it exists, so the charts and the status
-    agree on where the window starts."""
-    try:
-        from apps.slo.evaluate import slo_window_bounds  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        slo_window_bounds = None
-    if slo_window_bounds is not None:
-        start, end = slo_window_bounds(slo, now)
-        return start, end
-    if slo.window_kind == WindowKind.CALENDAR_MONTH:
-        start, _ = calendar_month_bounds(now, slo.time_zone)
-        return start, now
-    return now - timedelta(days=slo.window_days), now
+    return slo_window_bounds(slo, now)
 
 
 def period_end(slo: Slo, start: datetime, now: datetime) -> datetime:
