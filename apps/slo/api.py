@@ -342,8 +342,13 @@ def slos_queryset() -> QuerySet[Slo]:
     )
 
 
+def _has_nul(*values: str | None) -> bool:
+    # PostgreSQL refuses NUL in text parameters; no slug contains one, so it matches nothing.
+    return any(value and "\x00" in value for value in values)
+
+
 def _slo_or_404(slug: str) -> Slo:
-    slo = slos_queryset().filter(slug=slug[:63]).first()
+    slo = None if _has_nul(slug) else slos_queryset().filter(slug=slug[:63]).first()
     if slo is None:
         raise exceptions.NotFound(f"There is no SLO “{slug[:63]}”.")
     return slo
@@ -402,6 +407,8 @@ class SloListCreateView(APIView):
         slos = slos_queryset()
         team = request.query_params.get("team")
         agent = request.query_params.get("agent")
+        if _has_nul(team, agent):
+            return Response([])
         sli = request.query_params.get("sli")
         if team:
             slos = slos.filter(Q(team__slug=team) | Q(agent__team__slug=team))

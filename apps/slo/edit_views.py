@@ -1,6 +1,7 @@
 """Define, change and delete SLOs in the browser (sre_lead and admin)."""
 
 import json
+from zoneinfo import available_timezones
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
@@ -21,7 +22,7 @@ def slo_page(slug: str) -> str:
 
 
 def _slo(slug: str) -> Slo:
-    slo = Slo.objects.select_related("team", "agent").filter(slug=slug).first()
+    slo = Slo.objects.select_related("team", "agent").filter(slug=slug).first()  # <slug:> path
     if slo is None:
         raise Http404(f"There is no SLO “{slug}”.")
     return slo
@@ -33,7 +34,12 @@ def _render(
     return render(
         request,
         "slo/slo_form.html",
-        {"form": form, "slo": slo, "threshold_units_json": json.dumps(THRESHOLD_UNITS)},
+        {
+            "form": form,
+            "slo": slo,
+            "threshold_units_json": json.dumps(THRESHOLD_UNITS),
+            "time_zones": sorted(available_timezones()),
+        },
         status=status,
     )
 

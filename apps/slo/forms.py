@@ -91,7 +91,10 @@ class SloForm(forms.Form):
         coerce=int,
     )
     time_zone = forms.CharField(
-        required=False, max_length=64, help_text="IANA name, e.g. Europe/Paris."
+        required=False,
+        max_length=64,
+        help_text="IANA name, e.g. Europe/Paris; the month starts at midnight there.",
+        widget=forms.TextInput(attrs={"list": "time-zones", "autocomplete": "off"}),
     )
     threshold = forms.DecimalField(
         required=False,
@@ -123,6 +126,7 @@ class SloForm(forms.Form):
     notify_email = forms.BooleanField(required=False, label="By email")
     notify_webhook = forms.BooleanField(required=False, label="By webhook")
     webhook_url = forms.CharField(
+        label="Webhook URL",
         required=False,
         max_length=WEBHOOK_URL_MAX,
         help_text="Blank: the NOTIFY_WEBHOOK_URL setting.",

@@ -45,6 +45,7 @@ from apps.policy.schema import _guard_structure, _Loader, _yaml_error
 from apps.slo.models import THRESHOLD_KINDS, SliKind, Slo, SloScope, WindowKind
 from apps.slo.services import (
     DEFAULTS,
+    SLUG_RE,
     duration_format,
     duration_parse,
     slo_create,
@@ -410,6 +411,12 @@ def _slo_fields(index: int, document: dict[str, Any]) -> tuple[str, dict[str, An
         or {}
     )
     slug = r.text(metadata.get("name"), "metadata.name") or ""
+    if slug and not SLUG_RE.match(slug):
+        r.fail(
+            "metadata.name",
+            "use 1 to 63 lowercase letters, digits and hyphens, starting and ending with a "
+            "letter or digit",
+        )
     name = r.text(metadata.get("displayName"), "metadata.displayName")
     if metadata.get("labels"):
         r.fail("metadata.labels", "labels are not supported by opsdash; remove them")

@@ -558,7 +558,12 @@ def _resolve(value: Any, model: Any, name: str, fail: Any) -> Any:
     if not isinstance(value, str):
         fail(name, f"Give the {name}'s slug.")
         return None
-    found = model.objects.filter(slug=value).first() if len(value) <= 100 else None
+    # PostgreSQL refuses NUL in text parameters: such a value can match nothing.
+    found = (
+        model.objects.filter(slug=value).first()
+        if len(value) <= 100 and "\x00" not in value
+        else None
+    )
     if found is None:
         fail(name, f"There is no {name} “{value[:100]}”.")
     return found
@@ -604,6 +609,9 @@ def _owners(value: Any, fail: Any) -> list[Any]:
         fail("owners", f"At most {OWNERS_MAX} owners.")
         return []
     names = sorted(set(value))
+    if any("\x00" in name or len(name) > 150 for name in names):
+        fail("owners", "A username has at most 150 characters and no NUL character.")
+        return []
     people = list(
         get_user_model().objects.filter(username__in=names, is_active=True).order_by("username")
     )

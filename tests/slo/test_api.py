@@ -587,3 +587,20 @@ def test_unknown_slug_in_the_path_answers_404(reader, lead, fleet) -> None:
     for client, method in ((reader, "get"), (lead, "put"), (lead, "patch"), (lead, "delete")):
         response = getattr(client, method)(f"{URL}/{'z' * 5000}", {}, format="json")
         assert response.status_code == 404
+
+
+def test_nul_characters_anywhere_answer_4xx(lead, reader, fleet) -> None:
+    # PostgreSQL refuses NUL in text parameters: none may reach a query.
+    assert reader.get(f"{URL}/triage%00ttp").status_code == 404
+    assert reader.get(f"{URL}?team=plat%00form").json() == []
+    assert reader.get(f"{URL}?agent=%00").json() == []
+    for overrides in (
+        {"scope": "team", "agent": None, "team": "plat\x00form"},
+        {"agent": "\x00"},
+        {"owners": ["sam\x00"]},
+        {"slug": "a\x00b"},
+        {"good_query": "up\x00"},
+    ):
+        response = lead.post(URL, ttp(**overrides), format="json")
+        assert response.status_code == 400, overrides
+    assert Slo.objects.count() == 0

@@ -231,3 +231,83 @@ def test_delete_asks_then_deletes(lead_browser, viewer_browser) -> None:
     assert _messages(done) == ["Deleted SLO “Recall” with its history and alerts."]
     assert Slo.objects.count() == 0
     assert lead_browser.get("/slos/fleet-recall/edit/").status_code == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# In a real Chromium: the rows shown follow the SLI, the scope and the window.
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_form_shows_the_fields_of_the_chosen_sli(
+    make_person: Any, agent: Agent, monkeypatch: Any
+) -> None:
+    import os
+    import shutil
+
+    from tests.browser.test_newcomer_flow import CHROMIUM_ARGS
+    from tests.conftest import service_missing
+    from tests.system.servers import base_env, gunicorn
+    from tests.system.test_worker_and_outages import _db_url
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
+    if not path:
+        service_missing("Chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    make_person("sam", "sre_lead")
+    with gunicorn(base_env(DATABASE_URL=_db_url())) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.goto(f"{url}/login/?next=/slos/new/")
+        page.fill("#id_username", "sam")
+        page.fill("#id_password", "pw-for-tests-1")
+        page.click("button[type=submit]")
+        page.wait_for_url("**/slos/new/")
+
+        def visible() -> list[str]:
+            return page.eval_on_selector_all(
+                "[data-show]", "rows => rows.filter(r => !r.hidden).map(r => r.id)"
+            )
+
+        assert visible() == ["row-threshold", "row-window_days"]
+        page.select_option("#id_sli", "time_to_propose")
+        page.select_option("#id_scope", "agent")
+        assert visible() == ["row-threshold", "row-agent", "row-agent_version", "row-window_days"]
+        assert page.inner_text("#threshold-unit") == "(seconds)"
+        page.select_option("#id_sli", "energy_per_action")
+        assert page.inner_text("#threshold-unit") == "(Wh)"
+        page.select_option("#id_sli", "cost_per_action")
+        assert page.inner_text("#threshold-unit") == "(USD)"
+        page.fill("#id_slug", "triage-cost")
+        page.fill("#id_name", "Triage cost per action")
+        page.fill("#id_threshold", "0.05")
+        page.select_option("#id_agent", "triage-bot")
+        page.select_option("#id_window_kind", "calendar_month")
+        assert "row-time_zone" in visible() and "row-window_days" not in visible()
+        page.screenshot(
+            path=os.environ.get("SLO_FORM_SCREENSHOT", "/tmp/slo-form.png"), full_page=True
+        )
+        page.select_option("#id_sli", "promql")
+        page.select_option("#id_scope", "all")
+        assert visible() == ["row-good_query", "row-total_query", "row-time_zone"]
+        page.select_option("#id_sli", "rollback")
+        page.check("#id_notify_webhook")
+        assert visible() == [
+            "row-rollback_window",
+            "row-time_zone",
+            "row-webhook_url",
+            "row-auto_demote",
+        ]
+        # A server-side refusal comes back with the message at its field, row kept visible.
+        page.select_option("#id_sli", "time_to_propose")
+        page.select_option("#id_scope", "agent")
+        page.fill("#id_threshold", "")
+        page.click("#slo-form button[type=submit]")
+        assert page.inner_text("#threshold-errors") == "This SLI needs a threshold in seconds."
+        assert page.locator(".errorlist").count() == 1
+        assert page.is_visible("#row-threshold")
+        shot = os.environ.get("SLO_FORM_SCREENSHOT", "/tmp/slo-form.png")
+        page.screenshot(path=shot.replace(".png", "-errors.png"), full_page=True)
+        browser.close()

@@ -491,3 +491,25 @@ def test_commands_export_and_import(fleet, tmp_path: Path) -> None:
         call_command("import_openslo", str(tmp_path / "missing.yaml"))
     with pytest.raises(CommandError, match="There is no SLO “nope”"):
         call_command("export_openslo", "--slo", "nope")
+
+
+def test_nul_characters_and_wrong_types_are_refused_not_crashed(fleet) -> None:
+    nul_name = TTP_YAML.replace("name: triage-ttp\n", 'name: "triage\\0ttp"\n')
+    assert _refusals(nul_name) == [
+        "document 1, metadata.name: use 1 to 63 lowercase letters, digits and hyphens, starting "
+        "and ending with a letter or digit"
+    ]
+    nul_agent = TTP_YAML.replace("agent: triage-bot", 'agent: "triage\\0bot"')
+    assert _refusals(nul_agent) == [
+        f"document 1, {R}.good.metricSource.spec.agent: There is no agent “triage\x00bot”."
+    ]
+    wrong = (
+        TTP_YAML.replace("agent: triage-bot", "agent: [1]")
+        .replace("    target: 0.95", "    target: '0.95'")
+        .replace("isRolling: true", "isRolling: 'yes'")
+    )
+    assert _refusals(wrong) == [
+        f"document 1, {R}.good.metricSource.spec.agent: must be text",
+        "document 1, spec.timeWindow[0].isRolling: must be true or false",
+        "document 1, spec.objectives[0].target: must be a number between 0.5 and 0.99999",
+    ]
