@@ -48,6 +48,7 @@ from apps.slo.services import (
     SLUG_RE,
     duration_format,
     duration_parse,
+    slo_check,
     slo_create,
     slo_update,
     slo_values,
@@ -259,26 +260,17 @@ def openslo_import(text: Any, *, by: Any, dry_run: bool = False) -> OpensloImpor
     if errors:
         raise OpensloInvalid(errors)
 
-    # Rules (known agents, owners, thresholds…) are the services' to check; a dry run rolls
-    # back so it reports exactly what a real import would refuse.
-    try:
-        with transaction.atomic():
-            for index, slug, fields in planned:
-                try:
-                    _apply(slug, fields, by=by, result=result)
-                except ValidationError as exc:
-                    errors.extend(_service_errors(index, exc))
-            if errors:
-                raise OpensloInvalid(errors)
-            if dry_run:
-                raise _DryRun
-    except _DryRun:
-        pass
+    # Rules (known agents, owners, thresholds…) are the services' to check. A dry run asks
+    # them without writing (and without rebuilding rollups); an import is one transaction.
+    with transaction.atomic():
+        for index, slug, fields in planned:
+            try:
+                _apply(slug, fields, by=by, result=result)
+            except ValidationError as exc:
+                errors.extend(_service_errors(index, exc))
+        if errors:
+            raise OpensloInvalid(errors)
     return result
-
-
-class _DryRun(Exception):
-    pass
 
 
 def openslo_load(text: Any) -> list[Any]:
@@ -775,15 +767,16 @@ def _apply(slug: str, fields: dict[str, Any], *, by: Any, result: OpensloImport)
     # The document is the whole definition: what it leaves out takes the default.
     complete = {**DEFAULTS, **fields}
     if existing is None:
-        slo_create(by=by, slug=slug, **complete)
+        if result.dry_run:
+            slo_check(None, slug=slug, **complete)
+        else:
+            slo_create(by=by, slug=slug, **complete)
         result.created.append(slug)
         return
-    before = slo_openslo(existing)
-    updated = slo_update(existing, by=by, **complete)
-    if slo_openslo(updated) == before:
-        result.unchanged.append(slug)
-    else:
-        result.updated.append(slug)
+    changed = bool(slo_check(existing, **complete))
+    if changed and not result.dry_run:
+        slo_update(existing, by=by, **complete)
+    (result.updated if changed else result.unchanged).append(slug)
 
 
 __all__ = [

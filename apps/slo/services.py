@@ -197,28 +197,12 @@ def slo_create(*, by: Any, **fields: Any) -> Slo:
 def slo_update(slo: Slo, *, by: Any, **fields: Any) -> Slo:
     """Changes the given fields; bumps `revision` and rebuilds the rollups when what the SLO
     counts changed. Raises ValidationError naming each bad field."""
-    _refuse_unknown(fields)
-    if "slug" in fields and fields["slug"] != slo.slug:
-        raise ValidationError(
-            {
-                "slug": [
-                    "The slug names the SLO in URLs, alerts and OpenSLO files and cannot change; "
-                    "create a new SLO (and delete this one) to rename it."
-                ]
-            }
-        )
-    current = slo_values(slo)
-    values = {**current, **fields}
-    cleaned, owners = _clean(values, given=set(fields), current=slo)
-    counted_changed = any(
-        _comparable(cleaned[name]) != _comparable(current[name]) for name in COUNTED_FIELDS
-    )
-    owners_changed = sorted(p.get_username() for p in owners) != current["owners"]
-    if not owners_changed and all(
-        _comparable(value) == _comparable(current[name]) for name, value in cleaned.items()
-    ):
+    cleaned, owners, changed = _update_plan(slo, fields)
+    if not changed:
         # Sending the stored definition again (a deploy from git) changes nothing.
         return slo
+    counted_changed = bool(changed & set(COUNTED_FIELDS))
+    owners_changed = "owners" in changed
     with transaction.atomic():
         locked = Slo.objects.select_for_update().get(pk=slo.pk)
         for name, value in cleaned.items():
@@ -239,6 +223,37 @@ def slo_update(slo: Slo, *, by: Any, **fields: Any) -> Slo:
         ", rollups rebuilt" if counted_changed else "",
     )
     return locked
+
+
+def slo_check(slo: Slo | None, **fields: Any) -> set[str]:
+    """Checks `fields` as slo_create (slo None) or slo_update would, writing nothing; returns
+    the names of the fields that would change. Raises the same ValidationError."""
+    if slo is None:
+        _refuse_unknown(fields)
+        _clean({**DEFAULTS, **fields}, given=set(fields), current=None)
+        return set(EDITABLE_FIELDS)
+    return _update_plan(slo, fields)[2]
+
+
+def _update_plan(slo: Slo, fields: dict[str, Any]) -> tuple[dict[str, Any], list[Any], set[str]]:
+    _refuse_unknown(fields)
+    if "slug" in fields and fields["slug"] != slo.slug:
+        raise ValidationError(
+            {
+                "slug": [
+                    "The slug names the SLO in URLs, alerts and OpenSLO files and cannot change; "
+                    "create a new SLO (and delete this one) to rename it."
+                ]
+            }
+        )
+    current = slo_values(slo)
+    cleaned, owners = _clean({**current, **fields}, given=set(fields), current=slo)
+    changed = {
+        name for name, value in cleaned.items() if _comparable(value) != _comparable(current[name])
+    }
+    if sorted(p.get_username() for p in owners) != current["owners"]:
+        changed.add("owners")
+    return cleaned, owners, changed
 
 
 def slo_delete(slo: Slo, *, by: Any) -> None:

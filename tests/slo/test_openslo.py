@@ -513,3 +513,15 @@ def test_nul_characters_and_wrong_types_are_refused_not_crashed(fleet) -> None:
         "document 1, spec.timeWindow[0].isRolling: must be true or false",
         "document 1, spec.objectives[0].target: must be a number between 0.5 and 0.99999",
     ]
+
+
+def test_dry_run_of_an_update_reports_it_without_writing_or_rebuilding(fleet) -> None:
+    from unittest import mock
+
+    _variety()
+    changed = openslo_export_all().replace("threshold: 120.5", "threshold: 60")
+    with mock.patch("apps.slo.services._rollups_rebuild") as rebuild:
+        result = openslo_import(changed, by="sam", dry_run=True)
+    assert (result.updated, len(result.unchanged), result.created) == (["triage-ttp"], 4, [])
+    assert rebuild.call_count == 0
+    assert format(Slo.objects.get(slug="triage-ttp").threshold.normalize(), "f") == "120.5"
