@@ -604,3 +604,32 @@ def test_nul_characters_anywhere_answer_4xx(lead, reader, fleet) -> None:
         response = lead.post(URL, ttp(**overrides), format="json")
         assert response.status_code == 400, overrides
     assert Slo.objects.count() == 0
+
+
+def test_promql_queries_are_checked_when_new_or_changed(lead, fleet) -> None:
+    body = {
+        "slug": "api-availability",
+        "name": "API availability",
+        "sli": "promql",
+        "objective": 0.999,
+        "good_query": "sum(increase(http_requests_total{code!~'5..'}[1m]))",
+        "total_query": "sum(increase(http_requests_total[1m]))",
+    }
+    refusal = ["Prometheus refused the query: 1:5: parse error: unexpected <by>"]
+    with mock.patch(
+        "apps.slo.services._promql_errors", side_effect=lambda q: refusal if "by(" in q else []
+    ) as check:
+        bad = lead.post(URL, {**body, "total_query": "sum by(code"}, format="json")
+        assert _errors(bad) == {"total_query": refusal}
+        assert lead.post(URL, body, format="json").status_code == 201
+        assert check.call_count == 4
+        renamed = lead.patch(f"{URL}/api-availability", {"name": "API up"}, format="json")
+        assert renamed.status_code == 200
+        assert check.call_count == 4  # unchanged queries are not asked about again
+        changed = lead.patch(
+            f"{URL}/api-availability",
+            {"good_query": "sum(increase(http_requests_total{code='200'}[1m]))"},
+            format="json",
+        )
+        assert (changed.status_code, changed.json()["revision"]) == (200, 2)
+        assert check.call_count == 5
