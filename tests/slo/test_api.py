@@ -617,7 +617,7 @@ def test_promql_queries_are_checked_when_new_or_changed(lead, fleet) -> None:
     }
     refusal = ["Prometheus refused the query: 1:5: parse error: unexpected <by>"]
     with mock.patch(
-        "apps.slo.services._promql_errors", side_effect=lambda q: refusal if "by(" in q else []
+        "apps.slo.rules._promql_errors", side_effect=lambda q: refusal if "by(" in q else []
     ) as check:
         bad = lead.post(URL, {**body, "total_query": "sum by(code"}, format="json")
         assert _errors(bad) == {"total_query": refusal}
