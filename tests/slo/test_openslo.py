@@ -525,3 +525,12 @@ def test_dry_run_of_an_update_reports_it_without_writing_or_rebuilding(fleet) ->
     assert (result.updated, len(result.unchanged), result.created) == (["triage-ttp"], 4, [])
     assert rebuild.call_count == 0
     assert format(Slo.objects.get(slug="triage-ttp").threshold.normalize(), "f") == "120.5"
+
+
+def test_export_of_every_slo_costs_a_fixed_number_of_queries(
+    fleet, django_assert_num_queries
+) -> None:
+    _variety()
+    with django_assert_num_queries(2):  # the SLOs with team and agent, then their owners
+        text = openslo_export_all()
+    assert text.count("kind: SLO") == 5

@@ -15,7 +15,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options.get("slo")
         if slug:
-            slo = Slo.objects.select_related("team", "agent").filter(slug=slug).first()
+            slo = (
+                Slo.objects.select_related("team", "agent", "agent__team").filter(slug=slug).first()
+            )
             if slo is None:
                 raise CommandError(f"There is no SLO “{slug}”.")
             self.stdout.write(openslo_export([slo]), ending="")
