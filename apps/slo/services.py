@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.slo.models import Slo
+from apps.slo.models import SliKind, Slo, SloRollup
 from apps.slo.rules import (
     AGENT_VERSION_MAX,
     COUNTED_FIELDS,
@@ -106,6 +106,11 @@ def slo_update(slo: Slo, *, by: Any, **fields: Any) -> Slo:
         if owners_changed:
             locked.owners.set(owners)
         if counted_changed:
+            if locked.sli == SliKind.PROMQL:
+                # PromQL rollups come from Prometheus, not facts: the rebuild leaves them alone.
+                # Drop the old definition's minutes; the refresh task then backfills the window
+                # from the new queries (no rows means "start from the window's start").
+                SloRollup.objects.filter(slo=locked).delete()
             _rollups_rebuild(locked)
     logger.info(
         "SLO %s updated by %s (revision %s%s)",

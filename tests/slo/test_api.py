@@ -633,3 +633,26 @@ def test_promql_queries_are_checked_when_new_or_changed(lead, fleet) -> None:
         )
         assert (changed.status_code, changed.json()["revision"]) == (200, 2)
         assert check.call_count == 5
+
+
+def test_changing_a_promql_query_drops_its_rollups_for_a_backfill(lead, fleet) -> None:
+    from apps.slo.models import SloRollup
+
+    body = {
+        "slug": "api-availability",
+        "name": "API availability",
+        "sli": "promql",
+        "objective": 0.999,
+        "good_query": "sum(increase(http_requests_total{code!~'5..'}[1m]))",
+        "total_query": "sum(increase(http_requests_total[1m]))",
+    }
+    with mock.patch("apps.slo.rules._promql_errors", return_value=[]):
+        assert lead.post(URL, body, format="json").status_code == 201
+        slo = Slo.objects.get()
+        minute = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+        SloRollup.objects.create(slo=slo, minute=minute, good=99, total=100)
+        lead.patch(f"{URL}/api-availability", {"objective": 0.99}, format="json")
+        assert SloRollup.objects.filter(slo=slo).count() == 1  # the objective is not counted
+        lead.patch(f"{URL}/api-availability", {"total_query": "sum(x)"}, format="json")
+        assert SloRollup.objects.filter(slo=slo).count() == 0
+        assert Slo.objects.get().revision == 2
