@@ -19,6 +19,7 @@ api_v1: list[URLPattern | URLResolver] = [
         name="action-decide",
     ),
     path("", include("apps.policy.api_urls")),
+    path("", include("apps.slo.api_urls")),
 ]
 
 urlpatterns = [
@@ -31,8 +32,8 @@ urlpatterns = [
     path("actions/", include("apps.actions.urls")),
     path("assist/", include("apps.assist.urls")),
     path("policy/", include("apps.policy.urls")),
-    path("notifications/", include("apps.notifications.urls")),
     path("slos/", include("apps.slo.urls")),
+    path("notifications/", include("apps.notifications.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("integrations/", include("apps.chatops.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

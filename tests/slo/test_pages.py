@@ -432,12 +432,16 @@ def test_slo_page_shows_figures_alerts_and_worst_actions(client, viewer, team, s
 
 
 def test_edit_link_only_for_sre_lead(client, viewer, sre_lead):
+    """And the list offers "New SLO" to the same people."""
     slo = make_slo("fleet-acceptance", state="ok")
     url = reverse("slo:detail", args=[slo.slug])
     client.force_login(viewer)
-    assert 'href="/slos/fleet-acceptance/edit"' not in client.get(url).content.decode()
+    assert 'href="/slos/fleet-acceptance/edit/"' not in client.get(url).content.decode()
     client.force_login(sre_lead)
-    assert 'href="/slos/fleet-acceptance/edit">Edit</a>' in client.get(url).content.decode()
+    assert 'href="/slos/fleet-acceptance/edit/">Edit</a>' in client.get(url).content.decode()
+    assert 'href="/slos/new/">New SLO</a>' in client.get(reverse("slo:list")).content.decode()
+    client.force_login(viewer)
+    assert "New SLO" not in client.get(reverse("slo:list")).content.decode()
 
 
 def test_recall_worst_rows_link_to_the_incident(client, viewer, team, agent):
