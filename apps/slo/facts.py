@@ -1,0 +1,320 @@
+"""SLI facts: what each subject (an action, or an incident for recall) contributes to each
+built-in SLI, computed from the Action and Incident read models (DESIGN.md "SLOs").
+
+One function computes a subject's facts (`action_facts`, `recall_fact`); the incremental
+consumer and the full rebuild both call it, so they cannot disagree. Per-SLO parameters (the
+time-to-propose and cost thresholds, the rollback window) are applied at rollup time, so a
+fact stores the measured value in seconds, USD or Wh, never a verdict against one SLO's bar.
+
+| kind              | counted when                          | value / good                  | bucket      |
+|-------------------|---------------------------------------|-------------------------------|-------------|
+| time_to_propose   | proposed, and an alert in the action  | seconds from the earlier of   | proposal    |
+|                   | or its incident                       | the two first alerts          |             |
+| acceptance        | decision approved/rejected/denied     | good = approved               | decision    |
+| rollback          | execution succeeded                   | seconds to the rollback, or   | execution   |
+|                   |                                       | none (good unless ≤ window)   | (succeeded) |
+| accuracy          | a verdict, else an outcome            | good = verdict, else resolved | verdict,    |
+|                   |                                       |                               | else outc.  |
+| recall            | incident's latest outcome resolved    | good = an action in it has    | outcome     |
+|                   |                                       | accuracy good                 |             |
+| cost / energy     | the action's cost / energy is known   | USD / Wh                      | proposal    |
+"""
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection, models
+from django.db.models import Exists, F, OuterRef, Q, Subquery
+
+from apps.actions.models import Action, Incident
+from apps.audit.models import Event
+from apps.slo.costs import ActionCost, action_costs
+from apps.slo.models import SliFact, SliKind
+
+# The kinds whose subject is an action (recall's is an incident; promql has no facts).
+ACTION_KINDS: tuple[str, ...] = (
+    SliKind.TIME_TO_PROPOSE,
+    SliKind.ACCEPTANCE,
+    SliKind.ROLLBACK,
+    SliKind.ACCURACY,
+    SliKind.COST_PER_ACTION,
+    SliKind.ENERGY_PER_ACTION,
+)
+ACCEPTANCE_DECISIONS = frozenset({"approved", "rejected", "denied"})
+MICRO = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A counted fact: what one subject contributes to one SLI kind."""
+
+    kind: str
+    subject: str
+    agent_id: int
+    team_id: int
+    agent_version: str
+    minute: datetime
+    good: bool | None
+    value: Decimal | None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.kind, self.subject)
+
+
+def minute_of(ts: datetime) -> datetime:
+    return ts.replace(second=0, microsecond=0)
+
+
+def seconds_between(later: datetime, earlier: datetime) -> Decimal:
+    """Exact seconds (to the microsecond) as the Decimal the fact's value column stores."""
+    return Decimal((later - earlier) // timedelta(microseconds=1)) * MICRO
+
+
+# What the facts read of an action, with its agent's team and its incident's first alert.
+ACTION_COLUMNS = (
+    "action_id",
+    "agent_id",
+    "team_id",
+    "agent_version",
+    "incident_id",
+    "proposed_at",
+    "first_alert_at",
+    "incident_first_alert_at",
+    "decision",
+    "decided_at",
+    "execution_status",
+    "execution_finished_at",
+    "rolled_back_at",
+    "verdict_correct",
+    "verdict_at",
+    "outcome_resolved",
+    "outcome_at",
+)
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    action_id: str
+    agent_id: int
+    team_id: int
+    agent_version: str
+    incident_id: str | None
+    proposed_at: datetime | None
+    first_alert_at: datetime | None
+    incident_first_alert_at: datetime | None
+    decision: str
+    decided_at: datetime | None
+    execution_status: str
+    execution_finished_at: datetime | None
+    rolled_back_at: datetime | None
+    verdict_correct: bool | None
+    verdict_at: datetime | None
+    outcome_resolved: bool | None
+    outcome_at: datetime | None
+
+
+def action_rows(where: Q) -> Iterator[ActionRow]:
+    """The actions matching `where`, with what their facts need: one query."""
+    first = Incident.objects.filter(incident_id=OuterRef("incident_id")).values("first_alert_at")
+    qs = (
+        Action.objects.filter(where)
+        .annotate(team_id=F("agent__team_id"), incident_first_alert_at=Subquery(first[:1]))
+        .order_by()
+        .values_list(*ACTION_COLUMNS)
+    )
+    for row in qs.iterator(chunk_size=20000):
+        yield ActionRow(*row)
+
+
+def accuracy_good(verdict_correct: bool | None, outcome_resolved: bool | None) -> bool | None:
+    """A person's verdict, else the outcome event; None when neither exists."""
+    return verdict_correct if verdict_correct is not None else outcome_resolved
+
+
+# The same rule as a filter on actions (recall asks whether an incident has such an action).
+ACCURACY_GOOD = Q(verdict_correct=True) | Q(verdict_correct__isnull=True, outcome_resolved=True)
+
+
+def action_facts(row: ActionRow, cost: ActionCost | None = None) -> list[Fact]:
+    """The counted facts of one action (kinds it is not counted in are absent)."""
+    facts: list[Fact] = []
+
+    def add(kind: str, at: datetime, good: bool | None, value: Decimal | None = None) -> None:
+        facts.append(
+            Fact(
+                kind=kind,
+                subject=row.action_id,
+                agent_id=row.agent_id,
+                team_id=row.team_id,
+                agent_version=row.agent_version or "",
+                minute=minute_of(at),
+                good=good,
+                value=value,
+            )
+        )
+
+    alerts = [t for t in (row.first_alert_at, row.incident_first_alert_at) if t is not None]
+    if row.proposed_at is not None and alerts:
+        # May be negative when the alert is stamped after the proposal (clock skew); it then
+        # meets any threshold, which is what the agent's own timestamps claim.
+        add(
+            SliKind.TIME_TO_PROPOSE,
+            row.proposed_at,
+            None,
+            seconds_between(row.proposed_at, min(alerts)),
+        )
+    if row.decision in ACCEPTANCE_DECISIONS and row.decided_at is not None:
+        add(SliKind.ACCEPTANCE, row.decided_at, row.decision == "approved")
+    if row.execution_status == "succeeded" and row.execution_finished_at is not None:
+        to_rollback = (
+            seconds_between(row.rolled_back_at, row.execution_finished_at)
+            if row.rolled_back_at is not None
+            else None
+        )
+        add(SliKind.ROLLBACK, row.execution_finished_at, None, to_rollback)
+    good = accuracy_good(row.verdict_correct, row.outcome_resolved)
+    if good is not None:
+        at = row.verdict_at if row.verdict_correct is not None else row.outcome_at
+        if at is not None:
+            add(SliKind.ACCURACY, at, good)
+    if cost is not None and row.proposed_at is not None:
+        if cost.cost_usd is not None:
+            add(SliKind.COST_PER_ACTION, row.proposed_at, None, cost.cost_usd.quantize(MICRO))
+        if cost.energy_wh is not None:
+            add(SliKind.ENERGY_PER_ACTION, row.proposed_at, None, cost.energy_wh.quantize(MICRO))
+    return facts
+
+
+RECALL_COLUMNS = ("incident_id", "agent_id", "team_id", "agent_version", "outcome_at", "any_good")
+
+
+def recall_rows(where: Q) -> Iterator[tuple[Any, ...]]:
+    """Resolved incidents matching `where`, with their agent's team, the version of their first
+    alert and whether any of their actions is judged correct: one query."""
+    version = Event.objects.filter(id=OuterRef("first_alert_event_id")).values("agent_version")
+    correct = Action.objects.filter(ACCURACY_GOOD, incident_id=OuterRef("incident_id"))
+    qs = (
+        Incident.objects.filter(where, resolved=True, outcome_at__isnull=False)
+        .annotate(
+            team_id=F("agent__team_id"),
+            agent_version=Subquery(version[:1]),
+            any_good=Exists(correct),
+        )
+        .order_by()
+        .values_list(*RECALL_COLUMNS)
+    )
+    yield from qs.iterator(chunk_size=20000)
+
+
+def recall_fact(row: Sequence[Any]) -> Fact:
+    incident_id, agent_id, team_id, agent_version, outcome_at, any_good = row
+    return Fact(
+        kind=SliKind.RECALL,
+        subject=incident_id,
+        agent_id=agent_id,
+        team_id=team_id,
+        agent_version=agent_version or "",
+        minute=minute_of(outcome_at),
+        good=bool(any_good),
+        value=None,
+    )
+
+
+def facts_compute(
+    rows: Iterable[ActionRow], costs: Mapping[str, ActionCost] | None = None
+) -> Iterator[Fact]:
+    costs = costs or {}
+    for row in rows:
+        yield from action_facts(row, costs.get(row.action_id))
+
+
+def fact_from_row(row: SliFact) -> Fact:
+    return Fact(
+        kind=row.kind,
+        subject=row.subject,
+        agent_id=row.agent_id,
+        team_id=row.team_id,
+        agent_version=row.agent_version,
+        minute=row.minute,
+        good=row.good,
+        value=None if row.value is None else Decimal(row.value).quantize(MICRO),
+    )
+
+
+def fact_row(fact: Fact, *, counted: bool = True) -> SliFact:
+    return SliFact(
+        kind=fact.kind,
+        subject=fact.subject,
+        agent_id=fact.agent_id,
+        team_id=fact.team_id,
+        agent_version=fact.agent_version,
+        minute=fact.minute,
+        counted=counted,
+        good=fact.good,
+        value=fact.value,
+    )
+
+
+def facts_rebuild() -> int:
+    """Recomputes every fact from the read models (the caller holds the SLO cursor lock and
+    rebuilt the incidents first); returns how many facts were written."""
+    table_clear(SliFact)
+    written = 0
+    chunk: list[SliFact] = []
+    rows = action_rows(Q())
+    pending: list[ActionRow] = []
+
+    def flush_actions() -> None:
+        nonlocal written
+        costs = action_costs([r.action_id for r in pending])
+        for fact in facts_compute(pending, costs):
+            chunk.append(fact_row(fact))
+        pending.clear()
+
+    for row in rows:
+        pending.append(row)
+        if len(pending) >= 20000:
+            flush_actions()
+            written += rows_copy(SliFact, chunk)
+            chunk.clear()
+    flush_actions()
+    for recall in recall_rows(Q()):
+        chunk.append(fact_row(recall_fact(recall)))
+        if len(chunk) >= 50000:
+            written += rows_copy(SliFact, chunk)
+            chunk.clear()
+    written += rows_copy(SliFact, chunk)
+    return written
+
+
+def table_clear(model: type[models.Model]) -> None:
+    """Empties a derived table (TRUNCATE on PostgreSQL: no dead rows to vacuum)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"TRUNCATE {table}")
+        else:
+            cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (a model's own table)
+
+
+def rows_copy(model: type[models.Model], objs: Sequence[models.Model]) -> int:
+    """Inserts many new rows: COPY on PostgreSQL (the rebuild writes millions), else batches."""
+    if not objs:
+        return 0
+    if connection.vendor != "postgresql":
+        model.objects.bulk_create(objs, batch_size=2000)  # type: ignore[attr-defined]
+        return len(objs)
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)  # type: ignore[arg-type]
+    connection.ensure_connection()
+    sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+    with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for obj in objs:
+            copy.write_row([getattr(obj, f.attname) for f in fields])
+    return len(objs)
