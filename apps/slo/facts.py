@@ -296,7 +296,11 @@ def table_clear(model: type[models.Model]) -> None:
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            # TRUNCATE refuses a table with pending deferred FK checks (rows inserted earlier in
+            # this transaction): run them now, then defer again as Django's constraints are.
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(f"TRUNCATE {table}")
+            cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         else:
             cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (a model's own table)
 
