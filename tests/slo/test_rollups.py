@@ -178,6 +178,8 @@ def test_applying_twice_counts_once(fleet):
 
 
 def test_apply_cost_is_a_fixed_number_of_queries_whatever_the_events(fleet):
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite splits bulk writes by its parameter limit")
     make_slo("acc", "acceptance")
     make_slo("ttp", "time_to_propose", threshold=Decimal("60"))
     make_slo("recall", "recall")
