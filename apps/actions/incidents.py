@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -159,9 +160,16 @@ def incident_events(qs: Any) -> Iterator[IncidentEvent]:
 def incidents_rebuild() -> int:
     """Recomputes every incident from the events; returns how many there are.
 
-    Alerts are read without their data (only outcomes need it). The caller holds the SLO
-    cursor lock and runs this in a transaction."""
+    The caller holds the SLO cursor lock and runs this in a transaction. On PostgreSQL one
+    INSERT … SELECT (DISTINCT ON: the first alert and the deciding outcome per incident);
+    elsewhere the same fold as the incremental path, in Python."""
     from apps.slo.facts import rows_copy, table_clear
+
+    if connection.vendor == "postgresql":
+        table_clear(Incident)
+        with connection.cursor() as cursor:
+            cursor.execute(_PG_REBUILD, [timezone.now()])
+            return int(cursor.rowcount)
 
     incidents: dict[str, Incident] = {}
 
@@ -190,3 +198,28 @@ def incidents_rebuild() -> int:
     table_clear(Incident)
     rows_copy(Incident, list(incidents.values()))
     return len(incidents)
+
+
+# The same rules as incident_fold: the earliest alert by (ts, id) names the agent; the latest
+# outcome by (ts, id) decides; without an alert, the deciding outcome's agent. A uuid orders
+# as its text does, so (ts, id) here is (ts, str(id)) there. `resolved` is a JSON boolean
+# (the ingest validates it), read as bool() reads it.
+_PG_REBUILD = """
+WITH a AS (
+    SELECT DISTINCT ON (incident_id) incident_id, ts, id, agent_id
+    FROM audit_event
+    WHERE type = 'alert' AND incident_id IS NOT NULL AND incident_id <> ''
+    ORDER BY incident_id, ts, id
+), o AS (
+    SELECT DISTINCT ON (incident_id) incident_id, ts, id, agent_id,
+        COALESCE((data -> 'resolved') = 'true'::jsonb, false) AS resolved
+    FROM audit_event
+    WHERE type = 'outcome' AND incident_id IS NOT NULL AND incident_id <> ''
+    ORDER BY incident_id, ts DESC, id DESC
+)
+INSERT INTO actions_incident (incident_id, agent_id, first_alert_at, first_alert_event_id,
+    outcome_at, outcome_event_id, resolved, updated_at)
+SELECT COALESCE(a.incident_id, o.incident_id), COALESCE(a.agent_id, o.agent_id), a.ts, a.id,
+    o.ts, o.id, o.resolved, %s
+FROM a FULL OUTER JOIN o ON o.incident_id = a.incident_id
+"""

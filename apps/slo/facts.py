@@ -1,3 +1,5 @@
+# The SQL built here is made of constants and column names only; every value is a parameter.
+# ruff: noqa: S608
 """SLI facts: what each subject (an action, or an incident for recall) contributes to each
 built-in SLI, computed from the Action and Incident read models (DESIGN.md "SLOs").
 
@@ -21,6 +23,7 @@ fact stores the measured value in seconds, USD or Wh, never a verdict against on
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -261,8 +264,13 @@ def fact_row(fact: Fact, *, counted: bool = True) -> SliFact:
 
 def facts_rebuild() -> int:
     """Recomputes every fact from the read models (the caller holds the SLO cursor lock and
-    rebuilt the incidents first); returns how many facts were written."""
+    rebuilt the incidents first); returns how many facts were written.
+
+    On PostgreSQL, set-based INSERT … SELECTs that state the same rules as `action_facts` and
+    `recall_fact` (the tests hold the two to the same numbers); elsewhere those functions."""
     table_clear(SliFact)
+    if connection.vendor == "postgresql":
+        return _facts_rebuild_pg()
     written = 0
     chunk: list[SliFact] = []
     rows = action_rows(Q())
@@ -302,7 +310,7 @@ def table_clear(model: type[models.Model]) -> None:
             cursor.execute(f"TRUNCATE {table}")
             cursor.execute("SET CONSTRAINTS ALL DEFERRED")
         else:
-            cursor.execute(f"DELETE FROM {table}")  # noqa: S608 (a model's own table)
+            cursor.execute(f"DELETE FROM {table}")
 
 
 def rows_copy(model: type[models.Model], objs: Sequence[models.Model]) -> int:
@@ -322,3 +330,124 @@ def rows_copy(model: type[models.Model], objs: Sequence[models.Model]) -> int:
         for obj in objs:
             copy.write_row([getattr(obj, f.attname) for f in fields])
     return len(objs)
+
+
+def _facts_rebuild_pg() -> int:
+    written = 0
+    with connection.cursor() as cursor:
+        for sql in _PG_FACTS:
+            cursor.execute(sql)
+            written += int(cursor.rowcount)
+    # Cost and energy: only the actions whose cost is known (none until the cost issue).
+    ids = (
+        Action.objects.filter(proposed_at__isnull=False)
+        .order_by()
+        .values_list("action_id", flat=True)
+    )
+    chunk: list[str] = []
+    for action_id in ids.iterator(chunk_size=50000):
+        chunk.append(action_id)
+        if len(chunk) >= 50000:
+            written += _cost_facts_write(chunk)
+            chunk = []
+    return written + _cost_facts_write(chunk)
+
+
+def _cost_facts_write(action_ids: list[str]) -> int:
+    costs = action_costs(action_ids) if action_ids else {}
+    if not costs:
+        return 0
+    rows = action_rows(Q(action_id__in=list(costs)))
+    facts = [
+        fact_row(f)
+        for f in facts_compute(rows, costs)
+        if f.kind in (SliKind.COST_PER_ACTION, SliKind.ENERGY_PER_ACTION)
+    ]
+    return rows_copy(SliFact, facts)
+
+
+def _minute(column: str) -> str:
+    """A timestamptz truncated to its UTC minute, whatever the session's time zone."""
+    return f"(date_trunc('minute', {column} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')"
+
+
+def _seconds(later: str, earlier: str) -> str:
+    # numeric since PostgreSQL 14: exact to the microsecond, like seconds_between().
+    return f"EXTRACT(EPOCH FROM {later} - {earlier})::numeric(18, 6)"
+
+
+_INSERT = (
+    "INSERT INTO slo_slifact (kind, subject, agent_id, team_id, agent_version, minute, counted, "
+    "good, value) "
+)
+_FROM_ACTIONS = (
+    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
+    " LEFT JOIN actions_incident i ON i.incident_id = a.incident_id"
+)
+_FIRST_ALERT = "LEAST(a.first_alert_at, i.first_alert_at)"  # LEAST skips NULLs
+_PG_FACTS = (
+    # time to propose
+    _INSERT + f"SELECT 'time_to_propose', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
+    f"{_minute('a.proposed_at')}, true, NULL, {_seconds('a.proposed_at', _FIRST_ALERT)}"
+    + _FROM_ACTIONS
+    + " WHERE a.proposed_at IS NOT NULL"
+    " AND (a.first_alert_at IS NOT NULL OR i.first_alert_at IS NOT NULL)",
+    # acceptance
+    _INSERT + f"SELECT 'acceptance', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
+    f"{_minute('a.decided_at')}, true, a.decision = 'approved', NULL"
+    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
+    " WHERE a.decision IN ('approved', 'rejected', 'denied') AND a.decided_at IS NOT NULL",
+    # rollback
+    _INSERT + f"SELECT 'rollback', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
+    f"{_minute('a.execution_finished_at')}, true, NULL, "
+    f"{_seconds('a.rolled_back_at', 'a.execution_finished_at')}"
+    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
+    " WHERE a.execution_status = 'succeeded' AND a.execution_finished_at IS NOT NULL",
+    # accuracy: a person's verdict, else the outcome
+    _INSERT + "SELECT 'accuracy', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
+    f"{_minute('CASE WHEN a.verdict_correct IS NOT NULL THEN a.verdict_at ELSE a.outcome_at END')}"
+    ", true, COALESCE(a.verdict_correct, a.outcome_resolved), NULL"
+    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
+    " WHERE (a.verdict_correct IS NOT NULL AND a.verdict_at IS NOT NULL)"
+    " OR (a.verdict_correct IS NULL AND a.outcome_resolved IS NOT NULL"
+    " AND a.outcome_at IS NOT NULL)",
+    # recall
+    _INSERT
+    + "SELECT 'recall', i.incident_id, i.agent_id, ag.team_id, COALESCE(e.agent_version, ''), "
+    f"{_minute('i.outcome_at')}, true, EXISTS (SELECT 1 FROM actions_action a"
+    " WHERE a.incident_id = i.incident_id AND (a.verdict_correct"
+    " OR (a.verdict_correct IS NULL AND a.outcome_resolved))), NULL"
+    " FROM actions_incident i JOIN fleet_agent ag ON ag.id = i.agent_id"
+    " LEFT JOIN audit_event e ON e.id = i.first_alert_event_id"
+    " WHERE i.resolved AND i.outcome_at IS NOT NULL",
+)
+
+
+@contextmanager
+def foreign_keys_suspended(*tables: str) -> Iterator[None]:
+    """Drops the tables' foreign keys while a rebuild refills them, then adds them back.
+
+    Adding a foreign key checks every row in one join; keeping it checks each inserted row on
+    its own (and locks the row it points to) — minutes for millions of facts. PostgreSQL's
+    "Populating a Database" advice; the caller's transaction makes it all-or-nothing."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        # ALTER TABLE refuses a table with pending deferred checks: run them now.
+        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute(
+            "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])",
+            [list(tables)],
+        )
+        keys = cursor.fetchall()
+        for table, name, _ in keys:
+            cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
+    yield
+    with connection.cursor() as cursor:
+        for table, name, definition in keys:
+            cursor.execute(
+                f"ALTER TABLE {table} ADD CONSTRAINT {connection.ops.quote_name(name)} {definition}"
+            )
+        cursor.execute("SET CONSTRAINTS ALL DEFERRED")

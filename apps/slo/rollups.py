@@ -41,6 +41,7 @@ from apps.slo.facts import (
     fact_row,
     facts_compute,
     facts_rebuild,
+    foreign_keys_suspended,
     recall_fact,
     recall_rows,
 )
@@ -347,8 +348,9 @@ def rollups_rebuild_all() -> RebuildReport:
     with transaction.atomic():
         cursor = _cursor_locked()
         head = LedgerSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
-        incidents = incidents_rebuild()
-        facts = facts_rebuild()
+        with foreign_keys_suspended("actions_incident", "slo_slifact"):
+            incidents = incidents_rebuild()
+            facts = facts_rebuild()
         slos = list(Slo.objects.exclude(sli=SliKind.PROMQL))
         SloRollup.objects.filter(slo__in=slos).delete()
         rollups = sum(_rollups_insert(slo) for slo in slos)

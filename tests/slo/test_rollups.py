@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from apps.actions.models import Incident
 from apps.audit.models import DerivedCursor, LedgerSeal
 from apps.fleet.models import Agent, Team
 from apps.slo.models import SliFact, Slo, SloRollup
@@ -320,8 +321,14 @@ def test_rebuild_gives_exactly_the_incremental_rollups(fleet):
     assert sum(t for _, t in incremental.values()) > 100  # the fixture exercises every SLO
     assert {slug for slug, _ in incremental} == set(Slo.objects.values_list("slug", flat=True))
 
+    columns = ("incident_id", "agent_id", "first_alert_at", "first_alert_event_id")
+    columns += ("outcome_at", "outcome_event_id", "resolved")
+    incidents = set(Incident.objects.values_list(*columns))
+    assert len(incidents) == 40
+
     out = io.StringIO()
     call_command("rebuild_rollups", stdout=out)
+    assert set(Incident.objects.values_list(*columns)) == incidents
     assert re.fullmatch(
         rf"Rebuilt \d+ incidents, {len(facts)} SLI facts and {len(incremental)} per-minute rollups "
         rf"of 15 SLOs \(ledger seal #{LedgerSeal.objects.latest('seq').seq}\) in \d+\.\d s\.\n",
