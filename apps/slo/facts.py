@@ -424,29 +424,44 @@ _PG_FACTS = (
 
 
 @contextmanager
-def foreign_keys_suspended(*tables: str) -> Iterator[None]:
-    """Drops the tables' foreign keys while a rebuild refills them, then adds them back.
+def table_keys_suspended(*tables: str) -> Iterator[None]:
+    """Drops the tables' secondary indexes, unique and foreign keys while a rebuild refills
+    them, then builds them back.
 
-    Adding a foreign key checks every row in one join; keeping it checks each inserted row on
-    its own (and locks the row it points to) — minutes for millions of facts. PostgreSQL's
-    "Populating a Database" advice; the caller's transaction makes it all-or-nothing."""
+    Building an index sorts once and adding a foreign key checks every row in one join;
+    keeping them updates each index and checks each row one by one (and locks the row it
+    points to) — minutes for millions of rows. PostgreSQL's "Populating a Database" advice;
+    the caller's transaction makes it all-or-nothing (readers of these tables wait for it)."""
     if connection.vendor != "postgresql":
         yield
         return
     with connection.cursor() as cursor:
         # ALTER TABLE refuses a table with pending deferred checks: run them now.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        cursor.execute("SET LOCAL maintenance_work_mem = '256MB'")
         cursor.execute(
             "SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint"
-            " WHERE contype = 'f' AND conrelid = ANY(%s::regclass[])",
+            " WHERE contype IN ('f', 'u') AND conrelid = ANY(%s::regclass[])"
+            " ORDER BY contype = 'f' DESC",
             [list(tables)],
         )
-        keys = cursor.fetchall()
-        for table, name, _ in keys:
+        constraints = cursor.fetchall()
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index"
+            " WHERE indrelid = ANY(%s::regclass[]) AND NOT indisprimary"
+            " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = indexrelid)",
+            [list(tables)],
+        )
+        indexes = cursor.fetchall()
+        for table, name, _ in constraints:
             cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {connection.ops.quote_name(name)}")
+        for name, _ in indexes:
+            cursor.execute(f"DROP INDEX {name}")
     yield
     with connection.cursor() as cursor:
-        for table, name, definition in keys:
+        for _, definition in indexes:
+            cursor.execute(definition)
+        for table, name, definition in reversed(constraints):  # unique keys, then foreign keys
             cursor.execute(
                 f"ALTER TABLE {table} ADD CONSTRAINT {connection.ops.quote_name(name)} {definition}"
             )

@@ -41,9 +41,10 @@ from apps.slo.facts import (
     fact_row,
     facts_compute,
     facts_rebuild,
-    foreign_keys_suspended,
     recall_fact,
     recall_rows,
+    table_clear,
+    table_keys_suspended,
 )
 from apps.slo.models import THRESHOLD_KINDS, SliFact, SliKind, Slo, SloRollup, SloScope
 
@@ -348,12 +349,16 @@ def rollups_rebuild_all() -> RebuildReport:
     with transaction.atomic():
         cursor = _cursor_locked()
         head = LedgerSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
-        with foreign_keys_suspended("actions_incident", "slo_slifact"):
+        tables = ("actions_incident", "slo_slifact", "slo_slorollup")
+        with table_keys_suspended(*tables):
             incidents = incidents_rebuild()
             facts = facts_rebuild()
-        slos = list(Slo.objects.exclude(sli=SliKind.PROMQL))
-        SloRollup.objects.filter(slo__in=slos).delete()
-        rollups = sum(_rollups_insert(slo) for slo in slos)
+            slos = list(Slo.objects.exclude(sli=SliKind.PROMQL))
+            if SloRollup.objects.filter(slo__sli=SliKind.PROMQL).exists():
+                SloRollup.objects.filter(slo__in=slos).delete()
+            else:
+                table_clear(SloRollup)
+            rollups = sum(_rollups_insert(slo) for slo in slos)
         cursor.last_seq = max(head, cursor.last_seq)
         cursor.updated_at = timezone.now()
         cursor.save(update_fields=["last_seq", "updated_at"])
