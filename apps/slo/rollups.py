@@ -196,18 +196,14 @@ def subjects_refresh(
             fact = recall_fact(recall)
             new[fact.key] = fact
 
-    subjects = {r.action_id for r in loaded}
-    old_q = Q(pk__in=[])
-    if subjects:
-        old_q |= Q(kind__in=ACTION_KINDS, subject__in=subjects)
-    if recall_ids:
-        old_q |= Q(kind=SliKind.RECALL, subject__in=recall_ids)
-    old = {(f.kind, f.subject): f for f in SliFact.objects.filter(old_q, counted=True)}
+    keys = [(kind, r.action_id) for r in loaded for kind in ACTION_KINDS]
+    keys += [(SliKind.RECALL, incident_id) for incident_id in recall_ids]
+    old = _facts_stored(keys)
 
     writes: list[SliFact] = []
     moves: list[tuple[Fact | None, Fact | None]] = []
     for key in new.keys() | old.keys():
-        before = fact_from_row(old[key]) if key in old else None
+        before = old.get(key)
         after = new.get(key)
         if before == after:
             continue
@@ -250,9 +246,52 @@ def _rollups_move(moves: Sequence[tuple[Fact | None, Fact | None]]) -> None:
     rollups_add({k: (g, t) for k, (g, t) in deltas.items() if g or t})
     if removed:
         # A minute whose last fact moved away holds 0/0: drop it, as a rebuild would not write it.
+        _rollups_drop_empty([k for k, (g, t) in deltas.items() if t < 0])
+
+
+def _facts_stored(keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Fact]:
+    """The counted facts stored under these (kind, subject) keys: one query.
+
+    On PostgreSQL a join with the exact keys, so the plan is a unique-index probe per key
+    whatever the table's size or statistics (an IN list per column let the planner scan a
+    whole kind)."""
+    if not keys:
+        return {}
+    if connection.vendor != "postgresql":
+        kinds: dict[str, set[str]] = defaultdict(set)
+        for kind, subject in keys:
+            kinds[kind].add(subject)
+        q = Q(pk__in=[])
+        for kind, subjects in kinds.items():
+            q |= Q(kind=kind, subject__in=subjects)
+        return {
+            (f.kind, f.subject): fact_from_row(f) for f in SliFact.objects.filter(q, counted=True)
+        }
+    rows = SliFact.objects.raw(
+        "SELECT f.* FROM slo_slifact f"
+        " JOIN unnest(%s::text[], %s::text[]) AS k(kind, subject)"
+        " ON f.kind = k.kind AND f.subject = k.subject WHERE f.counted",
+        [[k[0] for k in keys], [k[1] for k in keys]],
+    )
+    return {(f.kind, f.subject): fact_from_row(f) for f in rows}
+
+
+def _rollups_drop_empty(keys: Sequence[tuple[int, datetime]]) -> None:
+    """Deletes the rollups among these (slo, minute) keys that hold 0/0."""
+    if not keys:
+        return
+    if connection.vendor != "postgresql":
         SloRollup.objects.filter(
-            slo_id__in={k[0] for k in deltas}, minute__in={k[1] for k in deltas}, total=0
+            slo_id__in={k[0] for k in keys}, minute__in={k[1] for k in keys}, total=0
         ).delete()
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "DELETE FROM slo_slorollup r USING unnest(%s::bigint[], %s::timestamptz[])"
+            " AS k(slo_id, minute) WHERE r.slo_id = k.slo_id AND r.minute = k.minute"
+            " AND r.total = 0",
+            [[k[0] for k in keys], [k[1] for k in keys]],
+        )
 
 
 def rollups_add(deltas: dict[tuple[int, datetime], tuple[int, int]]) -> None:
@@ -359,6 +398,10 @@ def rollups_rebuild_all() -> RebuildReport:
             else:
                 table_clear(SloRollup)
             rollups = sum(_rollups_insert(slo) for slo in slos)
+        if connection.vendor == "postgresql":
+            # Fresh statistics: the consumer's plans depend on them.
+            with connection.cursor() as analyze:
+                analyze.execute("ANALYZE actions_incident, slo_slifact, slo_slorollup")
         cursor.last_seq = max(head, cursor.last_seq)
         cursor.updated_at = timezone.now()
         cursor.save(update_fields=["last_seq", "updated_at"])
