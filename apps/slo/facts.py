@@ -413,12 +413,14 @@ _PG_FACTS = (
     " AND a.outcome_at IS NOT NULL)",
     # recall
     _INSERT
-    + "SELECT 'recall', i.incident_id, i.agent_id, ag.team_id, COALESCE(e.agent_version, ''), "
+    # The first alert's version: one primary-key probe per incident (a join let the planner
+    # scan the whole event table).
+    + "SELECT 'recall', i.incident_id, i.agent_id, ag.team_id, COALESCE((SELECT e.agent_version"
+    " FROM audit_event e WHERE e.id = i.first_alert_event_id), ''), "
     f"{_minute('i.outcome_at')}, true, EXISTS (SELECT 1 FROM actions_action a"
     " WHERE a.incident_id = i.incident_id AND (a.verdict_correct"
     " OR (a.verdict_correct IS NULL AND a.outcome_resolved))), NULL"
     " FROM actions_incident i JOIN fleet_agent ag ON ag.id = i.agent_id"
-    " LEFT JOIN audit_event e ON e.id = i.first_alert_event_id"
     " WHERE i.resolved AND i.outcome_at IS NOT NULL",
 )
 

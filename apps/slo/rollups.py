@@ -442,6 +442,13 @@ def rollups_rebuild_all() -> RebuildReport:
     with transaction.atomic():
         cursor = _cursor_locked()
         head = LedgerSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+        if connection.vendor == "postgresql":
+            # The rebuild sorts and groups millions of rows once: in memory, not on disk.
+            with connection.cursor() as settings:
+                settings.execute("SET LOCAL work_mem = '256MB'")
+                # JIT-compiling these one-off statements cost more than running them (0.7 s
+                # of 1.7 s for the recall facts of 1 M events).
+                settings.execute("SET LOCAL jit = off")
         tables = ("actions_incident", "slo_slifact", "slo_slorollup")
         with table_keys_suspended(*tables):
             incidents = incidents_rebuild()
