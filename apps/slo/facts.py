@@ -14,7 +14,8 @@ fact stores the measured value in seconds, USD or Wh, never a verdict against on
 |                   | or its incident                       | the two first alerts          |             |
 | acceptance        | decision approved/rejected/denied     | good = approved               | decision    |
 | rollback          | execution succeeded                   | seconds to the rollback, or   | execution   |
-|                   |                                       | none (good unless ≤ window)   | (succeeded) |
+|                   |                                       | none (good unless ≤ window;   | (succeeded) |
+|                   |                                       | `good` by the default 24 h)   |             |
 | accuracy          | a verdict, else an outcome            | good = verdict, else resolved | verdict,    |
 |                   |                                       |                               | else outc.  |
 | recall            | incident's latest outcome resolved    | good = an action in it has    | outcome     |
@@ -48,6 +49,7 @@ ACTION_KINDS: tuple[str, ...] = (
 )
 ACCEPTANCE_DECISIONS = frozenset({"approved", "rejected", "denied"})
 MICRO = Decimal("0.000001")
+DEFAULT_ROLLBACK_SECONDS = Decimal(24 * 3600)  # Slo.rollback_window's default
 
 
 @dataclass(frozen=True)
@@ -178,7 +180,10 @@ def action_facts(row: ActionRow, cost: ActionCost | None = None) -> list[Fact]:
             if row.rolled_back_at is not None
             else None
         )
-        add(SliKind.ROLLBACK, row.execution_finished_at, None, to_rollback)
+        # `good` by the default window, for readers listing bad facts; SLOs apply their own
+        # rollback window to `value` (apps.slo.rollups.slo_fact_good).
+        good = to_rollback is None or to_rollback > DEFAULT_ROLLBACK_SECONDS
+        add(SliKind.ROLLBACK, row.execution_finished_at, good, to_rollback)
     good = accuracy_good(row.verdict_correct, row.outcome_resolved)
     if good is not None:
         at = row.verdict_at if row.verdict_correct is not None else row.outcome_at
@@ -399,7 +404,9 @@ _PG_FACTS = (
     " WHERE a.decision IN ('approved', 'rejected', 'denied') AND a.decided_at IS NOT NULL",
     # rollback
     _INSERT + f"SELECT 'rollback', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
-    f"{_minute('a.execution_finished_at')}, true, NULL, "
+    f"{_minute('a.execution_finished_at')}, true, "
+    f"a.rolled_back_at IS NULL OR {_seconds('a.rolled_back_at', 'a.execution_finished_at')}"
+    f" > {DEFAULT_ROLLBACK_SECONDS}, "
     f"{_seconds('a.rolled_back_at', 'a.execution_finished_at')}"
     " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
     " WHERE a.execution_status = 'succeeded' AND a.execution_finished_at IS NOT NULL",

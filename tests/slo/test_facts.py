@@ -238,11 +238,12 @@ def test_rollback_value_is_seconds_from_the_successful_execution(agent):
         execution("r2", at(130), "failed"),
     )
     apply()
-    assert facts("rollback") == {"r1": (m(120), None, None)}
+    assert facts("rollback") == {"r1": (m(120), True, None)}
     # The rollback arrives after the execution (late): 2 h 0 min 30 s later.
     ingest(rollback("r1", at(120 + 7230)))
     apply()
-    assert facts("rollback") == {"r1": (m(120), None, Decimal("7230.000000"))}
+    # `good` by the default 24 h window (each SLO applies its own to the value).
+    assert facts("rollback") == {"r1": (m(120), False, Decimal("7230.000000"))}
 
 
 def test_accuracy_prefers_the_verdict_and_buckets_at_its_time(agent):
