@@ -182,13 +182,13 @@ def action_facts(row: ActionRow, cost: ActionCost | None = None) -> list[Fact]:
         )
         # `good` by the default window, for readers listing bad facts; SLOs apply their own
         # rollback window to `value` (apps.slo.rollups.slo_fact_good).
-        good = to_rollback is None or to_rollback > DEFAULT_ROLLBACK_SECONDS
-        add(SliKind.ROLLBACK, row.execution_finished_at, good, to_rollback)
-    good = accuracy_good(row.verdict_correct, row.outcome_resolved)
-    if good is not None:
+        kept = to_rollback is None or to_rollback > DEFAULT_ROLLBACK_SECONDS
+        add(SliKind.ROLLBACK, row.execution_finished_at, kept, to_rollback)
+    correct = accuracy_good(row.verdict_correct, row.outcome_resolved)
+    if correct is not None:
         at = row.verdict_at if row.verdict_correct is not None else row.outcome_at
         if at is not None:
-            add(SliKind.ACCURACY, at, good)
+            add(SliKind.ACCURACY, at, correct)
     if cost is not None and row.proposed_at is not None:
         if cost.cost_usd is not None:
             add(SliKind.COST_PER_ACTION, row.proposed_at, None, cost.cost_usd.quantize(MICRO))
