@@ -154,19 +154,11 @@ def demo_slos_ensure() -> int:
 
 
 def demo_slos_compute(slos: list[Slo]) -> None:
-    """Rollups from the facts, then a status, for each SLO, through the engine's own functions.
-
-    CALL SITE: `apps.slo.rollups.slo_rollups_rebuild` and `apps.slo.evaluate.slo_evaluate`
-    belong to the core and status helpers; until they are on main the demo SLOs show
-    "no data" until the engine's first sweep."""
+    """Rollups from the facts, then a status, for each SLO, through the engine's own functions."""
     if not slos:
         return
-    try:
-        from apps.slo.rollups import slo_rollups_rebuild  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        logger.info("demo SLOs: apps.slo.rollups is not there yet; rollups not built")
-        return
     from apps.slo.evaluate import slo_evaluate
+    from apps.slo.rollups import slo_rollups_rebuild
 
     now = timezone.now()
     for slo in slos:

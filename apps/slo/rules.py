@@ -10,8 +10,6 @@ one SLI to another in a PATCH works.
 import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from importlib import import_module
-from importlib.util import find_spec
 from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import available_timezones
@@ -576,9 +574,6 @@ def is_duplicate(exc: ValidationError) -> bool:
 def _promql_errors(query: str) -> list[str]:
     """What Prometheus says is wrong with a new or changed query. Only refusals block saving;
     an unset or unreachable PROMETHEUS_URL is a warning there, so it never blocks here."""
-    # TODO(slo promql): apps.slo.promql (promql_check) is another helper's; this guard only
-    # matters on a tree without it.
-    if find_spec("apps.slo.promql") is None:
-        return []
-    check = getattr(import_module("apps.slo.promql"), "promql_check", None)
-    return list(check(query).errors) if check is not None else []
+    from apps.slo.promql import promql_check
+
+    return list(promql_check(query).errors)

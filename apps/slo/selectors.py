@@ -28,6 +28,7 @@ from apps.slo.models import (
     SloStatus,
     WindowKind,
 )
+from apps.slo.rollups import slo_fact_filter, slo_fact_good
 from apps.slo.windows import ALERT_RULES, BURN_WINDOWS, burn_factor, calendar_month_bounds
 
 logger = logging.getLogger(__name__)
@@ -560,25 +561,6 @@ def _float_or_none(value: Any) -> float | None:
         return None
 
 
-def slo_fact_filter(slo: Slo) -> Q:
-    """The SliFact rows the SLO counts."""
-    try:
-        from apps.slo.rollups import slo_fact_filter as core_filter  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        core_filter = None
-    if core_filter is not None:
-        return core_filter(slo)
-    # TODO(slo-core): drop this copy once apps.slo.rollups.slo_fact_filter is on main.
-    q = Q(kind=slo.sli)
-    if slo.scope == SloScope.AGENT:
-        q &= Q(agent_id=slo.agent_id)
-    elif slo.scope == SloScope.TEAM:
-        q &= Q(team_id=slo.team_id)
-    if slo.agent_version:
-        q &= Q(agent_version=slo.agent_version)
-    return q
-
-
 @dataclass
 class WorstAction:
     """One bad fact of the window, as the SLO page lists it."""
@@ -604,7 +586,7 @@ def worst_actions(slo: Slo, start: datetime, end: datetime) -> list[WorstAction]
             return []
         qs = qs.filter(value__gt=slo.threshold).order_by("-value", "-minute")
     else:
-        qs = qs.filter(good=False).order_by("-minute", "subject")
+        qs = qs.exclude(slo_fact_good(slo)).order_by("-minute", "subject")
     facts = list(qs.select_related("agent")[:WORST_ACTIONS_LIMIT])
     recall = slo.sli == SliKind.RECALL
     actions: dict[str, Action] = {}
@@ -762,34 +744,16 @@ def autonomy_history(agent: Agent) -> list[AutonomyChange]:
 
 
 def promotion_suggestion(agent: Agent, now: datetime) -> str | None:
-    """A sentence when `apps.slo.autonomy.promotion_candidates` names this agent.
+    """A sentence when the agent has met every one of its SLOs long enough to be promoted."""
+    from apps.slo.autonomy import agent_promotion_suggestion
 
-    That function is another helper's; until it lands (or if it fails) the scorecard simply
-    says nothing about promotion."""
-    try:
-        from apps.slo.autonomy import promotion_candidates  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+    candidate = agent_promotion_suggestion(agent, now=now)
+    if candidate is None:
         return None
-    try:
-        candidates = promotion_candidates(now=now)
-    except Exception:  # another helper's code must not break the scorecard
-        logger.exception("promotion_candidates failed")
-        return None
-    for candidate in candidates or []:
-        who = getattr(candidate, "agent", None)
-        if who is None and isinstance(candidate, dict):
-            who = candidate.get("agent")
-        if who == agent or getattr(who, "pk", None) == agent.pk or who == agent.slug:
-            reason = getattr(candidate, "reason", None)
-            if reason is None and isinstance(candidate, dict):
-                reason = candidate.get("reason")
-            to = getattr(candidate, "to_mode", None)
-            if to is None and isinstance(candidate, dict):
-                to = candidate.get("to_mode")
-            text = f"{agent.slug} meets its SLOs: consider promoting it"
-            text += f" to {to}" if to else " one autonomy step"
-            return text + (f" ({reason})." if reason else ".")
-    return None
+    return (
+        f"{agent.slug} meets its SLOs: consider promoting it to {candidate.to_mode} "
+        f"({candidate.reason})."
+    )
 
 
 def agent_scorecard(*, agent: Agent, now: datetime | None = None) -> Scorecard:

@@ -6,7 +6,6 @@ field. The names other modules import from here (limits, duration helpers) are r
 """
 
 import logging
-from importlib.util import find_spec
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -176,11 +175,6 @@ def _username(by: Any) -> str:
 
 
 def _rollups_rebuild(slo: Slo) -> None:
-    # TODO(slo core): apps.slo.rollups is written by another helper of issue 5; until it is on
-    # main there are no rollups to rebuild. Remove this guard once it lands.
-    if find_spec("apps.slo.rollups") is None:
-        logger.warning("apps.slo.rollups is missing: rollups of SLO %s not rebuilt", slo.slug)
-        return
-    from apps.slo.rollups import slo_rollups_rebuild  # type: ignore[import-not-found,unused-ignore]
+    from apps.slo.rollups import slo_rollups_rebuild
 
     slo_rollups_rebuild(slo)

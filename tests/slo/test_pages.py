@@ -4,8 +4,6 @@ Rows are written directly (SloStatus, SloRollup, SloAlert, SliFact), so every fi
 person reads is checked against values computed by hand."""
 
 import re
-import sys
-import types
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -510,21 +508,32 @@ def test_scorecard_shows_the_agents_slos_marked_and_its_autonomy_history(
     assert f'href="/fleet/agents/{sweeper.slug}/slos/"' in settings_page
 
 
-def test_scorecard_shows_a_promotion_suggestion_when_the_engine_has_one(
-    client, viewer, sweeper, monkeypatch
+def test_scorecard_shows_a_promotion_suggestion_when_the_agent_has_earned_one(
+    client, viewer, sweeper
 ):
-    module = types.ModuleType("apps.slo.autonomy")
+    """Accuracy and recall met over the promotion period with enough actions: the engine's
+    own promotion rule, on real rows."""
+    from django.utils import timezone
 
-    def promotion_candidates(*, now: datetime) -> list[dict[str, Any]]:
-        return [{"agent": sweeper, "to_mode": "auto_low_risk", "reason": "90 days, 120 actions"}]
+    from apps.actions.models import Action
 
-    module.promotion_candidates = promotion_candidates  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "apps.slo.autonomy", module)
+    now = timezone.now()
+    accuracy = make_slo("sweeper-accuracy", sli="accuracy", scope="agent", agent=sweeper)
+    recall = make_slo(
+        "sweeper-recall", sli="recall", scope="agent", agent=sweeper, objective=Decimal("0.8")
+    )
+    minute = (now - timedelta(days=30)).replace(second=0, microsecond=0)
+    SloRollup.objects.create(slo=accuracy, minute=minute, good=95, total=100)
+    SloRollup.objects.create(slo=recall, minute=minute, good=9, total=10)
+    Action.objects.bulk_create(
+        Action(action_id=f"sweep-{i}", agent=sweeper, proposed_at=now - timedelta(days=1))
+        for i in range(50)
+    )
     client.force_login(viewer)
     page = client.get(reverse("fleet:agent-slos", args=[sweeper.slug])).content.decode()
     assert (
         '<div class="message success" id="promotion">cost-sweeper meets its SLOs: consider '
-        "promoting it to auto_low_risk (90 days, 120 actions).</div>"
+        "promoting it to auto_low_risk (90 days, 50 actions, every SLO met).</div>"
     ) in page
 
 
