@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.accounts.services import roles_ensure
 from apps.audit.models import AGENT_WRITABLE_TYPES, EventSource
+from apps.audit.services.derived import derived_catch_up
 from apps.audit.services.ingest import ALL_TYPES, agent_lookup_cache, event_batch_ingest
 from apps.demo.generator import (
     DEMO_AGENTS,
@@ -107,7 +108,9 @@ def demo_fleet_seed(
         DemoSeed.objects.create(
             anchor=generator.cutoff, seed=DEMO_SEED, events_accepted=result.events_accepted
         )
-    # After the events: the SLOs' rollups are built from the facts those events produced.
+    # After the events: derived work (SLI facts, incidents) now rather than at the worker's
+    # next sweep, so the SLOs' rollups and statuses are complete when the seed returns.
+    derived_catch_up()
     result.slos_created = demo_slos_ensure()
     return result
 

@@ -36,49 +36,53 @@ class DemoSlo:
     description: str = ""
 
 
-def _per_team(team: str) -> list[DemoSlo]:
+def _per_team(team: str, *, propose_objective: str = "0.75") -> list[DemoSlo]:
     return [
         DemoSlo(
             f"{team}-acceptance",
             f"{team}: proposals accepted",
             SliKind.ACCEPTANCE,
-            "0.90",
+            "0.75",
             SloScope.TEAM,
             team=team,
-            description="At least 90 % of the team's decided proposals are approved.",
+            description="At least 3 in 4 of the team's decided proposals are approved.",
         ),
         DemoSlo(
             f"{team}-rollback",
             f"{team}: changes that stick",
             SliKind.ROLLBACK,
-            "0.95",
+            "0.85",
             SloScope.TEAM,
             team=team,
-            description="At most 5 % of succeeded executions are rolled back within 24 h.",
+            description="At most 15 % of succeeded executions are rolled back within 24 h.",
         ),
         DemoSlo(
             f"{team}-time-to-propose",
             f"{team}: proposal within 5 minutes",
             SliKind.TIME_TO_PROPOSE,
-            "0.90",
+            propose_objective,
             SloScope.TEAM,
             team=team,
             threshold="300",
-            description="90 % of proposals come within 300 s of the incident's first alert.",
+            description=(
+                f"{float(propose_objective):.0%} of proposals come within 300 s of the "
+                "incident's first alert."
+            ),
         ),
     ]
 
 
 DEMO_SLOS: list[DemoSlo] = [
-    *_per_team("platform"),
+    # Platform's recent incidents took its agents longer: held to 90 %, this one burns fast.
+    *_per_team("platform", propose_objective="0.90"),
     *_per_team("payments"),
     *_per_team("data"),
     DemoSlo(
         "fleet-accuracy",
         "Fleet: proposals judged correct",
         SliKind.ACCURACY,
-        "0.90",
-        description="Precision: of the actions judged, 90 % were right.",
+        "0.80",
+        description="Precision: of the actions judged, 80 % were right.",
     ),
     DemoSlo(
         "fleet-recall",

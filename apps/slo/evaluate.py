@@ -200,16 +200,17 @@ def slo_evaluate(slo: Slo, *, now: datetime) -> SloStatus:
     known = [b for b in burns.values() if b is not None]
     rules = rules_evaluate(burns, slo_period(slo, now))
     slo_alerts_sync(slo=slo, rules=rules, now=now)
+    sli = sli_ratio(good, total)
+    budget = budget_remaining(good, total, objective)
     if any(r.firing and r.rule.severity == "page" for r in rules):
         state = State.CRITICAL
-    elif any(r.firing for r in rules):
+    # A spent budget is a warning even when nothing burns right now: the objective is missed.
+    elif any(r.firing for r in rules) or (budget is not None and budget <= 0):
         state = State.WARNING
     elif total == 0:
         state = State.NO_DATA
     else:
         state = State.OK
-    sli = sli_ratio(good, total)
-    budget = budget_remaining(good, total, objective)
     sparkline = []
     for bucket, g, t in counts.sparkline:
         point = sli_ratio(g, t)

@@ -80,3 +80,18 @@ def test_the_demo_policy_is_loaded_once_and_never_over_an_existing_one():
     custom, _ = policy_version_create(source="rules: []\n")
     demo_fleet_seed(anchor=ANCHOR, days=1, incidents_per_day=2, force=True)
     assert PolicyVersion.objects.get(active=True) == custom
+
+
+def test_the_seeded_demo_slos_show_every_state_and_one_burning_fast():
+    """make run opens on SLOs with numbers: the seed applies its events' facts and evaluates."""
+    from django.utils import timezone
+
+    from apps.slo.models import SloStatus
+
+    demo_fleet_seed(anchor=timezone.now(), days=42, incidents_per_day=7.0)
+    states = dict(SloStatus.objects.values_list("slo__slug", "state"))
+    assert states["platform-time-to-propose"] == "critical"  # the fast burner
+    assert states["cost-sweeper-acceptance"] == "warning"  # its budget is spent
+    assert states["payments-rollback"] == "ok"
+    assert states["fleet-cost-per-action"] == "no_data"  # until costs are attributed
+    assert sorted(set(states.values())) == ["critical", "no_data", "ok", "warning"]

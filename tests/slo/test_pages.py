@@ -558,7 +558,7 @@ def test_demo_slos_are_created_once():
     ttp = Slo.objects.get(slug="payments-time-to-propose")
     assert (ttp.threshold, ttp.objective, ttp.team.slug) == (
         Decimal("300.000000"),
-        Decimal("0.90000"),
+        Decimal("0.75000"),
         "payments",
     )
     canary = Slo.objects.get(slug="k8s-healer-v2-rollback")
