@@ -2,7 +2,7 @@
 the API endpoints and the management commands."""
 
 import io
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.fleet.models import Agent, Team
-from apps.slo.models import Slo
+from apps.slo.models import Slo, SloRollup
 from apps.slo.openslo import OpensloInvalid, openslo_export_all, openslo_import
 from apps.slo.services import slo_create
 from tests.slo.api_helpers import (  # noqa: F401 (fixtures)
@@ -516,15 +516,27 @@ def test_nul_characters_and_wrong_types_are_refused_not_crashed(fleet) -> None:
 
 
 def test_dry_run_of_an_update_reports_it_without_writing_or_rebuilding(fleet) -> None:
-    from unittest import mock
-
     _variety()
+    slo = Slo.objects.get(slug="triage-ttp")
+    # No fact backs this minute: rebuilding triage-ttp's rollups would delete it.
+    minute = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+    SloRollup.objects.create(slo=slo, minute=minute, good=7, total=9)
     changed = openslo_export_all().replace("threshold: 120.5", "threshold: 60")
-    with mock.patch("apps.slo.services._rollups_rebuild") as rebuild:
-        result = openslo_import(changed, by="sam", dry_run=True)
+
+    result = openslo_import(changed, by="sam", dry_run=True)
     assert (result.updated, len(result.unchanged), result.created) == (["triage-ttp"], 4, [])
-    assert rebuild.call_count == 0
-    assert format(Slo.objects.get(slug="triage-ttp").threshold.normalize(), "f") == "120.5"
+    stored = Slo.objects.get(slug="triage-ttp")
+    assert (format(stored.threshold.normalize(), "f"), stored.revision) == ("120.5", 1)
+    assert list(SloRollup.objects.values_list("slo__slug", "minute", "good", "total")) == [
+        ("triage-ttp", minute, 7, 9)
+    ]
+
+    # The same import for real rewrites the threshold and rebuilds: the unbacked minute goes.
+    result = openslo_import(changed, by="sam")
+    assert result.updated == ["triage-ttp"]
+    stored = Slo.objects.get(slug="triage-ttp")
+    assert (format(stored.threshold.normalize(), "f"), stored.revision) == ("60", 2)
+    assert SloRollup.objects.count() == 0
 
 
 def test_export_of_every_slo_costs_a_fixed_number_of_queries(
