@@ -101,6 +101,31 @@ def test_navigation_has_slos_for_a_viewer(client, viewer):
     assert 'href="/slos/" title="SLO alerts firing: open the SLO list">0 alerts</a>' in page
 
 
+def test_the_top_bar_counts_open_slo_alerts(client, viewer):
+    from django.utils import timezone
+
+    slo = make_slo("fleet-acceptance", state="critical")
+    now = timezone.now()
+    for long_window, resolved in (("1h", None), ("6h", None), ("1d", now)):
+        SloAlert.objects.create(
+            slo=slo,
+            severity="page",
+            long_window=long_window,
+            short_window="5m",
+            factor=Decimal("13.44"),
+            started_at=now,
+            resolved_at=resolved,
+            peak_burn_rate=Decimal("20"),
+            last_burn_rate=Decimal("20"),
+        )
+    client.force_login(viewer)
+    page = client.get(reverse("home")).content.decode()
+    assert (
+        '<a class="pill danger" href="/slos/" title="SLO alerts firing: open the SLO list">'
+        "2 alerts</a>"
+    ) in page
+
+
 # ---------------------------------------------------------------- the list
 
 
