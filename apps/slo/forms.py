@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 
 from apps.fleet.models import Agent, Team
 from apps.slo.models import ROLLING_DAYS, SliKind, Slo, SloScope, WindowKind
+from apps.slo.rules import EDITABLE_FIELDS
 from apps.slo.services import (
     AGENT_VERSION_MAX,
     DESCRIPTION_MAX,
@@ -18,32 +19,8 @@ from apps.slo.services import (
     slo_values,
 )
 
-# The form's fields, in the order the services take them.
-FORM_FIELDS = (
-    "slug",
-    "name",
-    "description",
-    "sli",
-    "scope",
-    "team",
-    "agent",
-    "agent_version",
-    "objective",
-    "window_kind",
-    "window_days",
-    "time_zone",
-    "threshold",
-    "rollback_window",
-    "good_query",
-    "total_query",
-    "alerting",
-    "notify_in_app",
-    "notify_email",
-    "notify_webhook",
-    "webhook_url",
-    "auto_demote",
-    "owners",
-)
+# The form's fields: what the services let a person set, in the same order.
+FORM_FIELDS = EDITABLE_FIELDS
 
 
 def _too_long(label: str, limit: int) -> dict[str, str]:
