@@ -519,7 +519,10 @@ def test_scorecard_shows_the_agents_slos_marked_and_its_autonomy_history(
     assert '<span class="badge info" title="applies to every agent">global</span>' in tile_html(
         page, "fleet-recall"
     )
-    assert '<div class="value" id="autonomy-mode">suggest</div>' in page
+    assert (
+        '<div class="value text" id="autonomy-mode" title="suggest">'
+        "Suggest (every action needs approval)</div>"
+    ) in page
     history = page[page.index('id="autonomy-history"') :]
     assert "<td>auto_low_risk</td><td><strong>suggest</strong></td>" in history
     assert "<td>opsdash</td><td>rollback SLO paged</td>" in history
