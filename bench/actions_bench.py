@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import django_setup, production_server, scratch_database
+from common import django_setup, pct, production_server, scratch_database
 
 
 def paced(
@@ -109,9 +109,6 @@ def main() -> None:
             "rollback_plan": "redeploy",
             "parameters": {"replicas": 3},
         }
-
-    def pct(xs: list[float], q: float) -> float:
-        return xs[max(int(len(xs) * q) - 1, 0)]
 
     # The load generator shares the machine and imported Django to seed: freeze what it holds,
     # or its own full garbage collections (~150 ms) would be counted as server latency.

@@ -66,3 +66,33 @@ def production_server(port: int, **env_overrides: str) -> subprocess.Popen[bytes
             time.sleep(0.2)
     server.terminate()
     raise RuntimeError("the server did not start in 30 s")
+
+
+def session_cookie(username: str) -> str:
+    """A superuser's session cookie (Cookie header value), for timing pages as a person."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from apps.accounts.services import roles_ensure
+
+    roles_ensure()
+    user = get_user_model().objects.create_superuser(username, password=None)
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+
+
+def measure(get, rounds: int) -> list[float]:
+    """Calls `get` `rounds` times in a row; returns the latencies (ms), sorted."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        get()
+        times.append((time.perf_counter() - t0) * 1000)
+    return sorted(times)
+
+
+def pct(xs: list[float], q: float) -> float:
+    """The q-quantile of sorted latencies (nearest rank)."""
+    return xs[max(int(len(xs) * q) - 1, 0)]

@@ -10,13 +10,19 @@ import argparse
 import random
 import statistics
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import django_setup, production_server, scratch_database
+from common import (
+    django_setup,
+    measure,
+    pct,
+    production_server,
+    scratch_database,
+    session_cookie,
+)
 
 RISKS = ["low", "medium", "high", "critical"]
 TARGET_MS = 300
@@ -144,33 +150,6 @@ def evidence_ingest(actions: list, *, now: datetime) -> None:
         event_batch_ingest(items=items[start : start + 1000], agents_by_slug=lookup)
 
 
-def session_cookie() -> str:
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    from apps.accounts.services import roles_ensure
-
-    roles_ensure()
-    user = get_user_model().objects.create_superuser("bench-approver", password=None)
-    client = Client()
-    client.force_login(user)
-    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-
-
-def measure(get, rounds: int) -> list[float]:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        get()
-        times.append((time.perf_counter() - t0) * 1000)
-    return sorted(times)
-
-
-def pct(xs: list[float], q: float) -> float:
-    return xs[max(int(len(xs) * q) - 1, 0)]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pending", type=int, default=5000)
@@ -196,7 +175,7 @@ def main() -> int:
                 "WHERE decided_at IS NOT NULL"
             )
         cursor.execute("ANALYZE actions_action")
-    cookie = session_cookie()
+    cookie = session_cookie("bench-approver")
 
     # The bare SQL of the page: the ordered, limited list and the counts, without Django.
     from django.contrib.auth import get_user_model

@@ -11,13 +11,19 @@ import argparse
 import random
 import statistics
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import django_setup, production_server, scratch_database
+from common import (
+    django_setup,
+    measure,
+    pct,
+    production_server,
+    scratch_database,
+    session_cookie,
+)
 
 TARGET_MS = 300
 KINDS = ["acceptance", "rollback", "time_to_propose", "accuracy", "recall"]
@@ -115,33 +121,6 @@ def populate(*, slos: int, rollup_minutes: int) -> str:
     return page_slo.slug
 
 
-def session_cookie() -> str:
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.test import Client
-
-    from apps.accounts.services import roles_ensure
-
-    roles_ensure()
-    user = get_user_model().objects.create_superuser("bench-sre", password=None)
-    client = Client()
-    client.force_login(user)
-    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
-
-
-def measure(get, rounds: int) -> list[float]:
-    times = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        get()
-        times.append((time.perf_counter() - t0) * 1000)
-    return sorted(times)
-
-
-def pct(xs: list[float], q: float) -> float:
-    return xs[max(int(len(xs) * q) - 1, 0)]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--slos", type=int, default=200)
@@ -160,7 +139,7 @@ def main() -> int:
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    cookie = session_cookie()
+    cookie = session_cookie("bench-sre")
 
     import requests
 
