@@ -7,8 +7,13 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
 from apps.audit.merkle import inclusion_proof, merkle_root, verify_inclusion
-from apps.audit.models import Event, LedgerSeal
-from apps.audit.services.ledger import event_inclusion_proof, ledger_verify
+from apps.audit.models import Event, LedgerHead, LedgerSeal
+from apps.audit.services.ledger import (
+    event_inclusion_proof,
+    ledger_batch_seal,
+    ledger_verify,
+    seal_hash_compute,
+)
 from tests.conftest import event, post_batch
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +53,34 @@ def test_batches_chain_and_an_event_proves_its_seal(agent_client):
     report = ledger_verify()
     assert report.ok
     assert report.events_checked == Event.objects.count()
+
+
+def test_a_seal_hashes_what_it_stores_and_moves_the_head():
+    head_before = LedgerHead.objects.get(pk=1)
+    batch_id = uuid.uuid4()
+    with transaction.atomic():
+        seal = ledger_batch_seal(batch_id=batch_id, content_hashes=_hashes(3), source="api")
+    stored = LedgerSeal.objects.get(seq=seal.seq)
+    assert stored.seq == head_before.seq + 1
+    assert stored.prev_seal_hash == head_before.seal_hash
+    assert (stored.batch_id, stored.event_count) == (batch_id, 3)
+    assert stored.merkle_root == merkle_root(_hashes(3))
+    assert stored.sealed_at == seal.sealed_at
+    assert (
+        stored.seal_hash
+        == seal.seal_hash
+        == seal_hash_compute(
+            seq=stored.seq,
+            batch_id=batch_id,
+            event_count=3,
+            root=stored.merkle_root,
+            prev_seal_hash=head_before.seal_hash,
+            sealed_at=stored.sealed_at,
+            source="api",
+        )
+    )
+    head = LedgerHead.objects.get(pk=1)
+    assert (head.seq, head.seal_hash) == (stored.seq, stored.seal_hash)
 
 
 def _db(value):
