@@ -62,8 +62,9 @@ def new_batch(rng: random.Random, round_no: int) -> list[bytes]:
     return items
 
 
-def measure(rounds: int, rng: random.Random) -> list[float]:
+def measure(rounds: int, rng: random.Random, *, profile: bool = False) -> list[float]:
     from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     from apps.audit.models import EventSource
     from apps.audit.services.derived import derived_catch_up
@@ -83,10 +84,15 @@ def measure(rounds: int, rng: random.Random) -> list[float]:
             agents_by_slug=agent_lookup_cache(),
         )
         assert result.accepted == len(items), result.rejected[:3]
-        t0 = time.perf_counter()
-        applied = derived_catch_up(names=["slo"])
-        times.append(time.perf_counter() - t0)
+        with CaptureQueriesContext(connection) as captured:
+            t0 = time.perf_counter()
+            applied = derived_catch_up(names=["slo"])
+            times.append(time.perf_counter() - t0)
         assert applied == 1, applied
+        if profile and round_no == rounds - 1:
+            slowest = sorted(captured.captured_queries, key=lambda q: -float(q["time"]))
+            for query in slowest[:8]:
+                print(f"  {float(query['time']) * 1000:7.1f} ms  {query['sql'][:150]}")
     return times
 
 
@@ -94,15 +100,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs=2, default=[1_000_000, 10_000_000])
     parser.add_argument("--db", default="opsdash_slo_apply")
+    parser.add_argument(
+        "--db-per-size",
+        action="store_true",
+        help="One scratch database per size (opsdash_slo_<size>), each kept for --reuse, "
+        "instead of one database grown from the smaller size to the larger.",
+    )
     parser.add_argument("--reuse", action="store_true", help="Keep the database if it exists.")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--profile", action="store_true", help="Print the slowest statements of the last round."
+    )
     args = parser.parse_args()
     rng = random.Random(5)
     results = []
     for size in sorted(args.sizes):
-        prepare_volume(args.db, size, reuse=args.reuse or bool(results))
+        if args.db_per_size:
+            prepare_volume(f"opsdash_slo_{size}", size, reuse=args.reuse)
+        else:
+            prepare_volume(args.db, size, reuse=args.reuse or bool(results))
         stored = stored_events()
-        times = measure(args.rounds, rng)
+        times = measure(args.rounds, rng, profile=args.profile)
         median = statistics.median(times)
         results.append(median)
         print(

@@ -224,6 +224,7 @@ def main() -> None:
         f"{stored:,} events stored: rebuild_rollups rebuilt {report.incidents:,} incidents, "
         f"{report.facts:,} facts and {report.rollups:,} rollups of {report.slos} SLOs"
     )
+    print("  last round by step: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.phases.items()))
     print(
         f"rebuild_rollups: best {best:.2f} s of {args.rounds} "
         f"({', '.join(f'{t:.2f}' for t in times)}); "

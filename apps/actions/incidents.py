@@ -32,6 +32,7 @@ class IncidentEvent:
     event_type: str
     incident_id: str
     resolved: bool | None = None
+    agent_version: str = ""
 
 
 @dataclass
@@ -58,6 +59,7 @@ def _state(incident: Incident) -> tuple[Any, ...]:
         incident.first_alert_at,
         str(incident.first_alert_event_id or ""),
         incident.agent_id,
+        incident.agent_version,
         incident.outcome_at,
         str(incident.outcome_event_id or ""),
         incident.resolved,
@@ -75,6 +77,7 @@ def incident_fold(incident: Incident, event: IncidentEvent) -> None:
             incident.first_alert_at = event.ts
             incident.first_alert_event_id = event.event_id
             incident.agent_id = event.agent_id
+            incident.agent_version = event.agent_version
     elif event.event_type == EventType.OUTCOME:
         current = incident.outcome_at
         if current is None or (event.ts, event.event_id) > (
@@ -92,6 +95,7 @@ def incident_fold(incident: Incident, event: IncidentEvent) -> None:
 
 _FIELDS = [
     "agent",
+    "agent_version",
     "first_alert_at",
     "first_alert_event_id",
     "outcome_at",
@@ -120,13 +124,13 @@ def incidents_apply(events: Iterable[IncidentEvent]) -> IncidentChanges:
         is_new = incident is None
         if incident is None:
             incident = Incident(incident_id=incident_id, agent_id=incident_events[0].agent_id)
-        before = (None, "", None, None, "", None) if is_new else _state(incident)
+        before = (None, "", None, "", None, "", None) if is_new else _state(incident)
         for event in incident_events:
             incident_fold(incident, event)
         after = _state(incident)
-        if after[:3] != before[:3]:
+        if after[:4] != before[:4]:
             changes.alert_changed.add(incident_id)
-        if after[3:] != before[3:]:
+        if after[4:] != before[4:]:
             changes.outcome_changed.add(incident_id)
         if is_new:
             incident.updated_at = now
@@ -144,9 +148,9 @@ def incident_events(qs: Any) -> Iterator[IncidentEvent]:
     rows = (
         qs.filter(type__in=INCIDENT_TYPES, incident_id__isnull=False)
         .exclude(incident_id="")
-        .values_list("id", "ts", "agent_id", "type", "incident_id", "data")
+        .values_list("id", "ts", "agent_id", "type", "incident_id", "agent_version", "data")
     )
-    for event_id, ts, agent_id, kind, incident_id, data in rows.iterator(chunk_size=20000):
+    for event_id, ts, agent_id, kind, incident_id, version, data in rows.iterator(chunk_size=20000):
         yield IncidentEvent(
             event_id=str(event_id),
             ts=ts,
@@ -154,6 +158,7 @@ def incident_events(qs: Any) -> Iterator[IncidentEvent]:
             event_type=kind,
             incident_id=incident_id,
             resolved=outcome_resolved(data) if kind == EventType.OUTCOME else None,
+            agent_version=version or "",
         )
 
 
@@ -185,11 +190,11 @@ def incidents_rebuild() -> int:
     alerts = (
         Event.objects.filter(type=EventType.ALERT, incident_id__isnull=False)
         .exclude(incident_id="")
-        .values_list("id", "ts", "agent_id", "incident_id")
+        .values_list("id", "ts", "agent_id", "incident_id", "agent_version")
     )
     fold(
-        IncidentEvent(str(e), ts, a, EventType.ALERT, i or "")
-        for e, ts, a, i in alerts.iterator(chunk_size=20000)
+        IncidentEvent(str(e), ts, a, EventType.ALERT, i or "", agent_version=v or "")
+        for e, ts, a, i, v in alerts.iterator(chunk_size=20000)
     )
     fold(incident_events(Event.objects.filter(Q(type=EventType.OUTCOME))))
     now = timezone.now()
@@ -205,21 +210,24 @@ def incidents_rebuild() -> int:
 # as its text does, so (ts, id) here is (ts, str(id)) there. `resolved` is a JSON boolean
 # (the ingest validates it), read as bool() reads it.
 _PG_REBUILD = """
-WITH a AS (
-    SELECT DISTINCT ON (incident_id) incident_id, ts, id, agent_id
+WITH e AS MATERIALIZED (
+    -- One pass over the event table for both kinds (it is the largest table by far).
+    SELECT incident_id, type, ts, id, agent_id, agent_version,
+        type = 'outcome' AND COALESCE((data -> 'resolved') = 'true'::jsonb, false) AS resolved
     FROM audit_event
-    WHERE type = 'alert' AND incident_id IS NOT NULL AND incident_id <> ''
+    WHERE type IN ('alert', 'outcome') AND incident_id IS NOT NULL AND incident_id <> ''
+), a AS (
+    SELECT DISTINCT ON (incident_id) incident_id, ts, id, agent_id, agent_version
+    FROM e WHERE type = 'alert'
     ORDER BY incident_id, ts, id
 ), o AS (
-    SELECT DISTINCT ON (incident_id) incident_id, ts, id, agent_id,
-        COALESCE((data -> 'resolved') = 'true'::jsonb, false) AS resolved
-    FROM audit_event
-    WHERE type = 'outcome' AND incident_id IS NOT NULL AND incident_id <> ''
+    SELECT DISTINCT ON (incident_id) incident_id, ts, id, agent_id, resolved
+    FROM e WHERE type = 'outcome'
     ORDER BY incident_id, ts DESC, id DESC
 )
 INSERT INTO actions_incident (incident_id, agent_id, first_alert_at, first_alert_event_id,
-    outcome_at, outcome_event_id, resolved, updated_at)
+    agent_version, outcome_at, outcome_event_id, resolved, updated_at)
 SELECT COALESCE(a.incident_id, o.incident_id), COALESCE(a.agent_id, o.agent_id), a.ts, a.id,
-    o.ts, o.id, o.resolved, %s
+    COALESCE(a.agent_version, ''), o.ts, o.id, o.resolved, %s
 FROM a FULL OUTER JOIN o ON o.incident_id = a.incident_id
 """

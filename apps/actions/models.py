@@ -147,6 +147,8 @@ class Incident(models.Model):
     agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="incidents")
     first_alert_at = models.DateTimeField(null=True, blank=True)
     first_alert_event_id = models.UUIDField(null=True, blank=True)
+    # The first alert's agent version: recall is counted per version (canaries).
+    agent_version = models.CharField(max_length=64, blank=True, default="")
     # The latest outcome by (ts, id) decides; resolved_at is its time when it says resolved.
     outcome_at = models.DateTimeField(null=True, blank=True)
     outcome_event_id = models.UUIDField(null=True, blank=True)

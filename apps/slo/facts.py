@@ -34,7 +34,6 @@ from django.db import connection, models
 from django.db.models import Exists, F, OuterRef, Q, Subquery
 
 from apps.actions.models import Action, Incident
-from apps.audit.models import Event
 from apps.slo.costs import ActionCost, action_costs
 from apps.slo.models import SliFact, SliKind
 
@@ -203,13 +202,11 @@ RECALL_COLUMNS = ("incident_id", "agent_id", "team_id", "agent_version", "outcom
 def recall_rows(where: Q) -> Iterator[tuple[Any, ...]]:
     """Resolved incidents matching `where`, with their agent's team, the version of their first
     alert and whether any of their actions is judged correct: one query."""
-    version = Event.objects.filter(id=OuterRef("first_alert_event_id")).values("agent_version")
     correct = Action.objects.filter(ACCURACY_GOOD, incident_id=OuterRef("incident_id"))
     qs = (
         Incident.objects.filter(where, resolved=True, outcome_at__isnull=False)
         .annotate(
             team_id=F("agent__team_id"),
-            agent_version=Subquery(version[:1]),
             any_good=Exists(correct),
         )
         .order_by()
@@ -419,11 +416,7 @@ _PG_FACTS = (
     " OR (a.verdict_correct IS NULL AND a.outcome_resolved IS NOT NULL"
     " AND a.outcome_at IS NOT NULL)",
     # recall
-    _INSERT
-    # The first alert's version: one primary-key probe per incident (a join let the planner
-    # scan the whole event table).
-    + "SELECT 'recall', i.incident_id, i.agent_id, ag.team_id, COALESCE((SELECT e.agent_version"
-    " FROM audit_event e WHERE e.id = i.first_alert_event_id), ''), "
+    _INSERT + "SELECT 'recall', i.incident_id, i.agent_id, ag.team_id, i.agent_version, "
     f"{_minute('i.outcome_at')}, true, EXISTS (SELECT 1 FROM actions_action a"
     " WHERE a.incident_id = i.incident_id AND (a.verdict_correct"
     " OR (a.verdict_correct IS NULL AND a.outcome_resolved))), NULL"

@@ -129,8 +129,15 @@ class SliFact(models.Model):
 
     kind = models.CharField(max_length=24, choices=SliKind.choices)
     subject = models.CharField(max_length=128)  # action_id, or incident_id for recall
-    agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="+")
-    team = models.ForeignKey("fleet.Team", on_delete=models.CASCADE, related_name="+")
+    # No index of their own: facts are read by kind and minute; each index costs every fact
+    # write and every rebuild (millions of rows), and only a rare agent or team deletion would
+    # use them.
+    agent = models.ForeignKey(
+        "fleet.Agent", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    team = models.ForeignKey(
+        "fleet.Team", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     agent_version = models.CharField(max_length=64, blank=True)
     minute = models.DateTimeField()  # the bucket: the SLI's bucket time, truncated to the minute
     counted = models.BooleanField(default=True)
@@ -150,7 +157,9 @@ class SliFact(models.Model):
 class SloRollup(models.Model):
     """Good and total events of one SLO in one minute (UTC)."""
 
-    slo = models.ForeignKey(Slo, on_delete=models.CASCADE, related_name="rollups")
+    # slorollup_once (slo, minute) serves every lookup by SLO; a second index would only slow
+    # the writes.
+    slo = models.ForeignKey(Slo, on_delete=models.CASCADE, related_name="rollups", db_index=False)
     minute = models.DateTimeField()
     good = models.BigIntegerField(default=0)
     total = models.BigIntegerField(default=0)

@@ -13,9 +13,10 @@ cost grows with the new events, never with the stored history.
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -140,11 +141,13 @@ def slo_apply(seals: Sequence[LedgerSeal]) -> None:
     rows = (
         Event.objects.filter(batch_id__in=[s.batch_id for s in seals], type__in=FOLDED_TYPES)
         .filter(Q(action_id__isnull=False) | Q(incident_id__isnull=False))
-        .values_list("id", "ts", "agent_id", "type", "action_id", "incident_id", "data")
+        .values_list(
+            "id", "ts", "agent_id", "type", "action_id", "incident_id", "agent_version", "data"
+        )
     )
     action_ids: set[str] = set()
     incident_events: list[IncidentEvent] = []
-    for event_id, ts, agent_id, kind, action_id, incident_id, data in rows:
+    for event_id, ts, agent_id, kind, action_id, incident_id, version, data in rows:
         if action_id:
             action_ids.add(action_id)
         if incident_id and kind in (EventType.ALERT, EventType.OUTCOME):
@@ -156,6 +159,7 @@ def slo_apply(seals: Sequence[LedgerSeal]) -> None:
                     event_type=kind,
                     incident_id=incident_id,
                     resolved=outcome_resolved(data) if kind == EventType.OUTCOME else None,
+                    agent_version=version or "",
                 )
             )
     changes = incidents_apply(incident_events)
@@ -376,6 +380,10 @@ def _rollups_insert_all(slos: Sequence[Slo]) -> int:
         return "t" if kind in THRESHOLD_KINDS else "r" if kind == SliKind.ROLLBACK else "g"
 
     with connection.cursor() as cursor:
+        # The planner cannot see how many facts each SLO matches (it guesses a handful out of
+        # millions), so it sorts them to group; hashing is twice as fast (1.2 s instead of 2.5 s
+        # for 793 k rollups of 1 M events).
+        cursor.execute("SET LOCAL enable_sort = off")
         cursor.execute(
             _PG_ROLLUPS_ALL,
             [
@@ -389,27 +397,31 @@ def _rollups_insert_all(slos: Sequence[Slo]) -> int:
                 [m.rollback_seconds for m in matchers],
             ],
         )
-        return int(cursor.rowcount)
+        rollups = int(cursor.rowcount)
+        cursor.execute("SET LOCAL enable_sort = on")
+        return rollups
 
 
+# The good flag is computed before grouping so the rows grouped are three narrow columns.
 _PG_ROLLUPS_ALL = """
 INSERT INTO slo_slorollup (slo_id, minute, good, total)
-SELECT s.slo_id, f.minute,
-    COUNT(*) FILTER (WHERE CASE s.mode
-        WHEN 't' THEN f.value <= s.threshold
-        WHEN 'r' THEN f.value IS NULL OR f.value > s.rollback
-        ELSE f.good END),
-    COUNT(*)
-FROM slo_slifact f
-JOIN unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
-            %s::numeric[], %s::numeric[])
-    AS s(slo_id, kind, agent_id, team_id, version, mode, threshold, rollback)
-  ON f.kind = s.kind
- AND (s.agent_id IS NULL OR f.agent_id = s.agent_id)
- AND (s.team_id IS NULL OR f.team_id = s.team_id)
- AND (s.version = '' OR f.agent_version = s.version)
-WHERE f.counted
-GROUP BY s.slo_id, f.minute
+SELECT slo_id, minute, COUNT(*) FILTER (WHERE good), COUNT(*) FROM (
+    SELECT s.slo_id, f.minute,
+        (CASE s.mode
+            WHEN 't' THEN f.value <= s.threshold
+            WHEN 'r' THEN f.value IS NULL OR f.value > s.rollback
+            ELSE f.good END) AS good
+    FROM slo_slifact f
+    JOIN unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
+                %s::numeric[], %s::numeric[])
+        AS s(slo_id, kind, agent_id, team_id, version, mode, threshold, rollback)
+      ON f.kind = s.kind
+     AND (s.agent_id IS NULL OR f.agent_id = s.agent_id)
+     AND (s.team_id IS NULL OR f.team_id = s.team_id)
+     AND (s.version = '' OR f.agent_version = s.version)
+    WHERE f.counted
+) matched
+GROUP BY slo_id, minute
 """
 
 
@@ -433,12 +445,26 @@ class RebuildReport:
     rollups: int
     head_seq: int
     seconds: float
+    # Seconds per step, in order: where a slow rebuild spends its time.
+    phases: dict[str, float] = field(default_factory=dict)
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self._last
+        self._last = now
 
 
 def rollups_rebuild_all() -> RebuildReport:
     """Recomputes incidents, every fact and every SLO's rollups from the read models, and moves
     the consumer's cursor to the ledger head: the same numbers as the incremental path."""
     started = timezone.now()
+    watch = _Stopwatch()
     with transaction.atomic():
         cursor = _cursor_locked()
         head = LedgerSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
@@ -451,14 +477,19 @@ def rollups_rebuild_all() -> RebuildReport:
                 settings.execute("SET LOCAL jit = off")
         tables = ("actions_incident", "slo_slifact", "slo_slorollup")
         with table_keys_suspended(*tables):
+            watch.lap("keys dropped")
             incidents = incidents_rebuild()
+            watch.lap("incidents")
             facts = facts_rebuild()
+            watch.lap("facts")
             slos = list(Slo.objects.exclude(sli=SliKind.PROMQL))
             if Slo.objects.filter(sli=SliKind.PROMQL).exists():
                 SloRollup.objects.filter(slo__in=slos).delete()
             else:
                 table_clear(SloRollup)
             rollups = _rollups_insert_all(slos)
+            watch.lap("rollups")
+        watch.lap("keys rebuilt")
         if connection.vendor == "postgresql":
             # Fresh statistics: the consumer's plans depend on them.
             with connection.cursor() as analyze:
@@ -466,5 +497,9 @@ def rollups_rebuild_all() -> RebuildReport:
         cursor.last_seq = max(head, cursor.last_seq)
         cursor.updated_at = timezone.now()
         cursor.save(update_fields=["last_seq", "updated_at"])
+        watch.lap("analyze")
+    watch.lap("commit")
     seconds = (timezone.now() - started).total_seconds()
-    return RebuildReport(incidents, facts, len(slos), rollups, cursor.last_seq, seconds)
+    return RebuildReport(
+        incidents, facts, len(slos), rollups, cursor.last_seq, seconds, watch.phases
+    )

@@ -288,6 +288,22 @@ def test_recall_counts_resolved_incidents_good_when_an_action_is_correct(agent):
     assert facts("recall")["I3"] == (m(900), False, None)
 
 
+def test_recall_is_counted_for_the_first_alerts_version_even_when_it_arrives_late(agent):
+    ingest(alert(at(60), agent_version="2.0.0"), outcome(at(600), True))
+    apply()
+    assert Incident.objects.get(incident_id="INC-1").agent_version == "2.0.0"
+    assert SliFact.objects.get(kind="recall", subject="INC-1").agent_version == "2.0.0"
+    # An earlier alert, seen late, by the old version: the incident and its recall move to it.
+    ingest(alert(at(0), agent_version="1.9.0"))
+    apply()
+    assert Incident.objects.get(incident_id="INC-1").agent_version == "1.9.0"
+    assert SliFact.objects.get(kind="recall", subject="INC-1").agent_version == "1.9.0"
+    # A later alert by a newer version changes nothing.
+    ingest(alert(at(30), agent_version="3.0.0"))
+    apply()
+    assert SliFact.objects.get(kind="recall", subject="INC-1").agent_version == "1.9.0"
+
+
 def test_facts_carry_agent_team_and_the_proposals_version(agent):
     ingest(alert(at(0)), proposal("v1", at(10), agent_version="2.0.0"))
     apply()

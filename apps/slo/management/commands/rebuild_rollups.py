@@ -21,3 +21,6 @@ class Command(BaseCommand):
             f"{report.rollups:,} per-minute rollups of {report.slos:,} SLOs "
             f"(ledger seal #{report.head_seq}) in {report.seconds:.1f} s."
         )
+        if options["verbosity"] > 1:
+            for phase, seconds in report.phases.items():
+                self.stdout.write(f"  {phase}: {seconds:.2f} s")
