@@ -62,7 +62,9 @@ def ledger_batch_seal(
             cursor.execute(
                 _PG_SEAL, [batch_id, len(content_hashes), root, source, GENESIS_HASH], prepare=True
             )
-            seq, prev_seal_hash, seal_hash, sealed_at = cursor.fetchone()
+            row = cursor.fetchone()
+        assert row is not None  # the function always returns its one row
+        seq, prev_seal_hash, seal_hash, sealed_at = row
         return LedgerSeal(
             seq=seq,
             batch_id=batch_id,
