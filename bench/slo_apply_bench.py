@@ -69,7 +69,7 @@ def measure(rounds: int, rng: random.Random, *, profile: bool = False) -> list[f
     from apps.audit.models import EventSource
     from apps.audit.services.derived import derived_catch_up
     from apps.audit.services.ingest import ALL_TYPES, agent_lookup_cache, event_batch_ingest
-    from apps.slo.rollups import rollups_rebuild_all
+    from apps.slo.rebuild import rollups_rebuild_all
 
     rollups_rebuild_all()  # the consumer's cursor at the head: only the new batch is applied
     with connection.cursor() as cursor:

@@ -208,7 +208,7 @@ def main() -> None:
 
     from django.db import connection
 
-    from apps.slo.rollups import rollups_rebuild_all
+    from apps.slo.rebuild import rollups_rebuild_all
 
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # fresh statistics, as a long-running database has

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -165,16 +164,10 @@ def incident_events(qs: Any) -> Iterator[IncidentEvent]:
 def incidents_rebuild() -> int:
     """Recomputes every incident from the events; returns how many there are.
 
-    The caller holds the SLO cursor lock and runs this in a transaction. On PostgreSQL one
-    INSERT … SELECT (DISTINCT ON: the first alert and the deciding outcome per incident);
-    elsewhere the same fold as the incremental path, in Python."""
+    The caller holds the SLO cursor lock and runs this in a transaction. The same fold as the
+    incremental path, in Python; PostgreSQL runs PG_INCIDENTS_SELECT instead (apps.slo.rebuild).
+    """
     from apps.slo.facts import rows_copy, table_clear
-
-    if connection.vendor == "postgresql":
-        table_clear(Incident)
-        with connection.cursor() as cursor:
-            cursor.execute(_PG_REBUILD, [timezone.now()])
-            return int(cursor.rowcount)
 
     incidents: dict[str, Incident] = {}
 
@@ -209,7 +202,17 @@ def incidents_rebuild() -> int:
 # outcome by (ts, id) decides; without an alert, the deciding outcome's agent. A uuid orders
 # as its text does, so (ts, id) here is (ts, str(id)) there. `resolved` is a JSON boolean
 # (the ingest validates it), read as bool() reads it.
-_PG_REBUILD = """
+PG_INCIDENTS_COLUMNS = (
+    "incident_id",
+    "agent_id",
+    "first_alert_at",
+    "first_alert_event_id",
+    "agent_version",
+    "outcome_at",
+    "outcome_event_id",
+    "resolved",
+)
+PG_INCIDENTS_SELECT = """
 WITH e AS MATERIALIZED (
     -- One pass over the event table for both kinds (it is the largest table by far).
     SELECT incident_id, type, ts, id, agent_id, agent_version,
@@ -225,9 +228,7 @@ WITH e AS MATERIALIZED (
     FROM e WHERE type = 'outcome'
     ORDER BY incident_id, ts DESC, id DESC
 )
-INSERT INTO actions_incident (incident_id, agent_id, first_alert_at, first_alert_event_id,
-    agent_version, outcome_at, outcome_event_id, resolved, updated_at)
 SELECT COALESCE(a.incident_id, o.incident_id), COALESCE(a.agent_id, o.agent_id), a.ts, a.id,
-    COALESCE(a.agent_version, ''), o.ts, o.id, o.resolved, %s
+    COALESCE(a.agent_version, ''), o.ts, o.id, o.resolved
 FROM a FULL OUTER JOIN o ON o.incident_id = a.incident_id
 """

@@ -265,14 +265,11 @@ def fact_row(fact: Fact, *, counted: bool = True) -> SliFact:
 
 
 def facts_rebuild() -> int:
-    """Recomputes every fact from the read models (the caller holds the SLO cursor lock and
-    rebuilt the incidents first); returns how many facts were written.
-
-    On PostgreSQL, set-based INSERT … SELECTs that state the same rules as `action_facts` and
-    `recall_fact` (the tests hold the two to the same numbers); elsewhere those functions."""
+    """Recomputes every fact from the read models with `action_facts` and `recall_fact` (the
+    caller holds the SLO cursor lock and rebuilt the incidents first); returns how many facts
+    were written. PostgreSQL runs PG_FACTS_SELECTS instead (apps.slo.rebuild), which state the
+    same rules in SQL (the tests hold the two to the same numbers)."""
     table_clear(SliFact)
-    if connection.vendor == "postgresql":
-        return _facts_rebuild_pg()
     written = 0
     chunk: list[SliFact] = []
     rows = action_rows(Q())
@@ -315,8 +312,11 @@ def table_clear(model: type[models.Model]) -> None:
             cursor.execute(f"DELETE FROM {table}")
 
 
-def rows_copy(model: type[models.Model], objs: Sequence[models.Model]) -> int:
-    """Inserts many new rows: COPY on PostgreSQL (the rebuild writes millions), else batches."""
+def rows_copy(
+    model: type[models.Model], objs: Sequence[models.Model], *, table: str | None = None
+) -> int:
+    """Inserts many new rows: COPY on PostgreSQL (the rebuild writes millions), else batches.
+    `table`: another table with the model's columns (a rebuild's staging table)."""
     if not objs:
         return 0
     if connection.vendor != "postgresql":
@@ -327,35 +327,32 @@ def rows_copy(model: type[models.Model], objs: Sequence[models.Model]) -> int:
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)  # type: ignore[arg-type]
     connection.ensure_connection()
-    sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
+    sql = f"COPY {quote(table or meta.db_table)} ({columns}) FROM STDIN"
     with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
         for obj in objs:
             copy.write_row([getattr(obj, f.attname) for f in fields])
     return len(objs)
 
 
-def _facts_rebuild_pg() -> int:
-    written = 0
-    with connection.cursor() as cursor:
-        for sql in _PG_FACTS:
-            cursor.execute(sql)
-            written += int(cursor.rowcount)
-    # Cost and energy: only the actions whose cost is known (none until the cost issue).
+def cost_facts_copy(table: str) -> int:
+    """Writes the cost and energy facts of every action whose cost is known into `table`
+    (PostgreSQL; the other facts are set-based SQL, but costs come from action_costs)."""
     ids = (
         Action.objects.filter(proposed_at__isnull=False)
         .order_by()
         .values_list("action_id", flat=True)
     )
+    written = 0
     chunk: list[str] = []
     for action_id in ids.iterator(chunk_size=50000):
         chunk.append(action_id)
         if len(chunk) >= 50000:
-            written += _cost_facts_write(chunk)
+            written += _cost_facts_write(chunk, table)
             chunk = []
-    return written + _cost_facts_write(chunk)
+    return written + _cost_facts_write(chunk, table)
 
 
-def _cost_facts_write(action_ids: list[str]) -> int:
+def _cost_facts_write(action_ids: list[str], table: str) -> int:
     costs = action_costs(action_ids) if action_ids else {}
     if not costs:
         return 0
@@ -365,7 +362,7 @@ def _cost_facts_write(action_ids: list[str]) -> int:
         for f in facts_compute(rows, costs)
         if f.kind in (SliKind.COST_PER_ACTION, SliKind.ENERGY_PER_ACTION)
     ]
-    return rows_copy(SliFact, facts)
+    return rows_copy(SliFact, facts, table=table)
 
 
 def _minute(column: str) -> str:
@@ -378,45 +375,50 @@ def _seconds(later: str, earlier: str) -> str:
     return f"EXTRACT(EPOCH FROM {later} - {earlier})::numeric(18, 6)"
 
 
-_INSERT = (
-    "INSERT INTO slo_slifact (kind, subject, agent_id, team_id, agent_version, minute, counted, "
-    "good, value) "
-)
-_FROM_ACTIONS = (
-    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
-    " LEFT JOIN actions_incident i ON i.incident_id = a.incident_id"
+# Each SELECT yields the columns of PG_FACTS_COLUMNS, in that order.
+PG_FACTS_COLUMNS = (
+    "kind",
+    "subject",
+    "agent_id",
+    "team_id",
+    "agent_version",
+    "minute",
+    "counted",
+    "good",
+    "value",
 )
 _FIRST_ALERT = "LEAST(a.first_alert_at, i.first_alert_at)"  # LEAST skips NULLs
-_PG_FACTS = (
+_ACCURACY_AT = "CASE WHEN a.verdict_correct IS NOT NULL THEN a.verdict_at ELSE a.outcome_at END"
+PG_FACTS_SELECTS = (
+    # The four per-action kinds in one pass over the actions (the second-largest table): each
+    # action yields a row per kind, and the kinds it is not counted in have no minute.
+    "SELECT f.kind, a.action_id, a.agent_id, ag.team_id, a.agent_version, f.minute, "
+    "true, f.good, f.value"
+    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
+    " LEFT JOIN actions_incident i ON i.incident_id = a.incident_id"
+    " CROSS JOIN LATERAL (VALUES"
     # time to propose
-    _INSERT + f"SELECT 'time_to_propose', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
-    f"{_minute('a.proposed_at')}, true, NULL, {_seconds('a.proposed_at', _FIRST_ALERT)}"
-    + _FROM_ACTIONS
-    + " WHERE a.proposed_at IS NOT NULL"
-    " AND (a.first_alert_at IS NOT NULL OR i.first_alert_at IS NOT NULL)",
+    " ('time_to_propose', CASE WHEN a.proposed_at IS NOT NULL"
+    f" AND {_FIRST_ALERT} IS NOT NULL THEN {_minute('a.proposed_at')} END,"
+    f" NULL::boolean, {_seconds('a.proposed_at', _FIRST_ALERT)}),"
     # acceptance
-    _INSERT + f"SELECT 'acceptance', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
-    f"{_minute('a.decided_at')}, true, a.decision = 'approved', NULL"
-    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
-    " WHERE a.decision IN ('approved', 'rejected', 'denied') AND a.decided_at IS NOT NULL",
+    " ('acceptance', CASE WHEN a.decision IN ('approved', 'rejected', 'denied')"
+    f" AND a.decided_at IS NOT NULL THEN {_minute('a.decided_at')} END,"
+    " a.decision = 'approved', NULL),"
     # rollback
-    _INSERT + f"SELECT 'rollback', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
-    f"{_minute('a.execution_finished_at')}, true, "
-    f"a.rolled_back_at IS NULL OR {_seconds('a.rolled_back_at', 'a.execution_finished_at')}"
-    f" > {DEFAULT_ROLLBACK_SECONDS}, "
-    f"{_seconds('a.rolled_back_at', 'a.execution_finished_at')}"
-    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
-    " WHERE a.execution_status = 'succeeded' AND a.execution_finished_at IS NOT NULL",
+    " ('rollback', CASE WHEN a.execution_status = 'succeeded'"
+    f" AND a.execution_finished_at IS NOT NULL THEN {_minute('a.execution_finished_at')} END,"
+    f" a.rolled_back_at IS NULL OR {_seconds('a.rolled_back_at', 'a.execution_finished_at')}"
+    f" > {DEFAULT_ROLLBACK_SECONDS}, {_seconds('a.rolled_back_at', 'a.execution_finished_at')}),"
     # accuracy: a person's verdict, else the outcome
-    _INSERT + "SELECT 'accuracy', a.action_id, a.agent_id, ag.team_id, a.agent_version, "
-    f"{_minute('CASE WHEN a.verdict_correct IS NOT NULL THEN a.verdict_at ELSE a.outcome_at END')}"
-    ", true, COALESCE(a.verdict_correct, a.outcome_resolved), NULL"
-    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
-    " WHERE (a.verdict_correct IS NOT NULL AND a.verdict_at IS NOT NULL)"
+    " ('accuracy', CASE WHEN (a.verdict_correct IS NOT NULL AND a.verdict_at IS NOT NULL)"
     " OR (a.verdict_correct IS NULL AND a.outcome_resolved IS NOT NULL"
-    " AND a.outcome_at IS NOT NULL)",
+    f" AND a.outcome_at IS NOT NULL) THEN {_minute(_ACCURACY_AT)} END,"
+    " COALESCE(a.verdict_correct, a.outcome_resolved), NULL)"
+    ") AS f(kind, minute, good, value)"
+    " WHERE f.minute IS NOT NULL",
     # recall
-    _INSERT + "SELECT 'recall', i.incident_id, i.agent_id, ag.team_id, i.agent_version, "
+    "SELECT 'recall', i.incident_id, i.agent_id, ag.team_id, i.agent_version, "
     f"{_minute('i.outcome_at')}, true, EXISTS (SELECT 1 FROM actions_action a"
     " WHERE a.incident_id = i.incident_id AND (a.verdict_correct"
     " OR (a.verdict_correct IS NULL AND a.outcome_resolved))), NULL"

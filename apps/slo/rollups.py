@@ -13,21 +13,19 @@ cost grows with the new events, never with the stored history.
 """
 
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count, Q
-from django.utils import timezone
 
 from apps.actions.incidents import (
     IncidentEvent,
     incidents_apply,
-    incidents_rebuild,
     outcome_resolved,
 )
 from apps.actions.services import FOLDED_TYPES
@@ -41,11 +39,8 @@ from apps.slo.facts import (
     fact_from_row,
     fact_row,
     facts_compute,
-    facts_rebuild,
     recall_fact,
     recall_rows,
-    table_clear,
-    table_keys_suspended,
 )
 from apps.slo.models import THRESHOLD_KINDS, SliFact, SliKind, Slo, SloRollup, SloScope
 
@@ -333,7 +328,7 @@ def rollups_add(deltas: dict[tuple[int, datetime], tuple[int, int]]) -> None:
 # --- Rebuilds ------------------------------------------------------------------------------
 
 
-def _cursor_locked() -> DerivedCursor:
+def consumer_cursor_locked() -> DerivedCursor:
     """The consumer's cursor row, locked until the transaction ends (call inside atomic)."""
     DerivedCursor.objects.get_or_create(name=CONSUMER)
     qs = DerivedCursor.objects.filter(name=CONSUMER)
@@ -342,7 +337,7 @@ def _cursor_locked() -> DerivedCursor:
     return qs.get()
 
 
-def _rollups_insert(slo: Slo) -> int:
+def rollups_insert_one(slo: Slo) -> int:
     """One SQL aggregate: the SLO's per-minute good/total from the facts it counts."""
     if slo.sli == SliKind.PROMQL:
         return 0
@@ -363,48 +358,35 @@ def _rollups_insert(slo: Slo) -> int:
         return int(cursor.rowcount or 0)
 
 
-def _rollups_insert_all(slos: Sequence[Slo]) -> int:
-    """Every SLO's rollups from the facts. On PostgreSQL one statement, one pass over the
-    facts for all SLOs (the matching rules of _Matcher, as SQL); elsewhere one per SLO."""
-    if connection.vendor != "postgresql":
-        return sum(_rollups_insert(slo) for slo in slos)
+def rollups_select_pg(slos: Sequence[Slo]) -> tuple[str, list[Any]] | None:
+    """PostgreSQL: one SELECT of (slo_id, minute, good, total) for all these SLOs from the
+    counted facts, in one pass (the matching rules of _Matcher, as SQL); None when none of
+    them counts facts."""
     matchers = [
         _Matcher.of(slo)
         for slo in slos
         if slo.sli != SliKind.PROMQL and not (slo.sli in THRESHOLD_KINDS and slo.threshold is None)
     ]
     if not matchers:
-        return 0
+        return None
 
     def mode(kind: str) -> str:
         return "t" if kind in THRESHOLD_KINDS else "r" if kind == SliKind.ROLLBACK else "g"
 
-    with connection.cursor() as cursor:
-        # The planner cannot see how many facts each SLO matches (it guesses a handful out of
-        # millions), so it sorts them to group; hashing is twice as fast (1.2 s instead of 2.5 s
-        # for 793 k rollups of 1 M events).
-        cursor.execute("SET LOCAL enable_sort = off")
-        cursor.execute(
-            _PG_ROLLUPS_ALL,
-            [
-                [m.slo_id for m in matchers],
-                [m.kind for m in matchers],
-                [m.agent_id for m in matchers],
-                [m.team_id for m in matchers],
-                [m.agent_version for m in matchers],
-                [mode(m.kind) for m in matchers],
-                [m.threshold for m in matchers],
-                [m.rollback_seconds for m in matchers],
-            ],
-        )
-        rollups = int(cursor.rowcount)
-        cursor.execute("SET LOCAL enable_sort = on")
-        return rollups
+    return _PG_ROLLUPS_SELECT, [
+        [m.slo_id for m in matchers],
+        [m.kind for m in matchers],
+        [m.agent_id for m in matchers],
+        [m.team_id for m in matchers],
+        [m.agent_version for m in matchers],
+        [mode(m.kind) for m in matchers],
+        [m.threshold for m in matchers],
+        [m.rollback_seconds for m in matchers],
+    ]
 
 
 # The good flag is computed before grouping so the rows grouped are three narrow columns.
-_PG_ROLLUPS_ALL = """
-INSERT INTO slo_slorollup (slo_id, minute, good, total)
+_PG_ROLLUPS_SELECT = """
 SELECT slo_id, minute, COUNT(*) FILTER (WHERE good), COUNT(*) FROM (
     SELECT s.slo_id, f.minute,
         (CASE s.mode
@@ -432,74 +414,6 @@ def slo_rollups_rebuild(slo: Slo) -> None:
     if slo.sli == SliKind.PROMQL:
         return
     with transaction.atomic():
-        _cursor_locked()
+        consumer_cursor_locked()
         SloRollup.objects.filter(slo=slo).delete()
-        _rollups_insert(slo)
-
-
-@dataclass
-class RebuildReport:
-    incidents: int
-    facts: int
-    slos: int
-    rollups: int
-    head_seq: int
-    seconds: float
-    # Seconds per step, in order: where a slow rebuild spends its time.
-    phases: dict[str, float] = field(default_factory=dict)
-
-
-class _Stopwatch:
-    def __init__(self) -> None:
-        self.phases: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.phases[name] = self.phases.get(name, 0.0) + now - self._last
-        self._last = now
-
-
-def rollups_rebuild_all() -> RebuildReport:
-    """Recomputes incidents, every fact and every SLO's rollups from the read models, and moves
-    the consumer's cursor to the ledger head: the same numbers as the incremental path."""
-    started = timezone.now()
-    watch = _Stopwatch()
-    with transaction.atomic():
-        cursor = _cursor_locked()
-        head = LedgerSeal.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
-        if connection.vendor == "postgresql":
-            # The rebuild sorts and groups millions of rows once: in memory, not on disk.
-            with connection.cursor() as settings:
-                settings.execute("SET LOCAL work_mem = '256MB'")
-                # JIT-compiling these one-off statements cost more than running them (0.7 s
-                # of 1.7 s for the recall facts of 1 M events).
-                settings.execute("SET LOCAL jit = off")
-        tables = ("actions_incident", "slo_slifact", "slo_slorollup")
-        with table_keys_suspended(*tables):
-            watch.lap("keys dropped")
-            incidents = incidents_rebuild()
-            watch.lap("incidents")
-            facts = facts_rebuild()
-            watch.lap("facts")
-            slos = list(Slo.objects.exclude(sli=SliKind.PROMQL))
-            if Slo.objects.filter(sli=SliKind.PROMQL).exists():
-                SloRollup.objects.filter(slo__in=slos).delete()
-            else:
-                table_clear(SloRollup)
-            rollups = _rollups_insert_all(slos)
-            watch.lap("rollups")
-        watch.lap("keys rebuilt")
-        if connection.vendor == "postgresql":
-            # Fresh statistics: the consumer's plans depend on them.
-            with connection.cursor() as analyze:
-                analyze.execute("ANALYZE actions_incident, slo_slifact, slo_slorollup")
-        cursor.last_seq = max(head, cursor.last_seq)
-        cursor.updated_at = timezone.now()
-        cursor.save(update_fields=["last_seq", "updated_at"])
-        watch.lap("analyze")
-    watch.lap("commit")
-    seconds = (timezone.now() - started).total_seconds()
-    return RebuildReport(
-        incidents, facts, len(slos), rollups, cursor.last_seq, seconds, watch.phases
-    )
+        rollups_insert_one(slo)

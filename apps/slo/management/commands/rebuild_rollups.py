@@ -4,14 +4,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from apps.slo.rollups import rollups_rebuild_all
+from apps.slo.rebuild import rollups_rebuild_all
 
 
 class Command(BaseCommand):
     help = (
         "Recomputes the Incident read model, every SLI fact and every SLO's per-minute rollups "
         "from the read models, under the SLO consumer's lock; gives the numbers the incremental "
-        "path gives. PromQL SLOs' rollups (written from Prometheus) are left alone."
+        "path gives, writing only the rows that differ. PromQL SLOs' rollups (written from "
+        "Prometheus) are left alone."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -20,6 +21,11 @@ class Command(BaseCommand):
             f"Rebuilt {report.incidents:,} incidents, {report.facts:,} SLI facts and "
             f"{report.rollups:,} per-minute rollups of {report.slos:,} SLOs "
             f"(ledger seal #{report.head_seq}) in {report.seconds:.1f} s."
+        )
+        changed = report.changed
+        self.stdout.write(
+            f"Rows written: {changed['incidents']:,} incidents, {changed['facts']:,} facts, "
+            f"{changed['rollups']:,} rollups; the rest already held these numbers."
         )
         if options["verbosity"] > 1:
             for phase, seconds in report.phases.items():
