@@ -222,33 +222,41 @@ def _refresh(derived: _Derived, fill: Callable[[str], int], now: datetime) -> tu
     same_key = " AND ".join(f"s.{k} = l.{k}" for k in derived.key)
     live_values = ", ".join(f"l.{c}" for c in derived.values)
     staged_values = ", ".join(f"s.{c}" for c in derived.values)
-    assignments = ", ".join(f"{c} = s.{c}" for c in derived.values)
+    assignments = ", ".join(f"{c} = d.{c}" for c in derived.values)
     stamp_column = f", {derived.stamp}" if derived.stamp else ""
     stamp_value = ", %s" if derived.stamp else ""
     stamp_assignment = f", {derived.stamp} = %s" if derived.stamp else ""
-    stamp_params = [now] if derived.stamp else []
+    stamp_params = [now] if derived.stamp else None
+    diff = f"rebuild_diff_{derived.table}"
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {staged}")  # the joins below are planned from it
+        cursor.execute(f"ANALYZE {staged}")  # the join below is planned from it
+        # One join of the recomputed rows with the live ones finds every difference; the
+        # writes below then touch only those rows, by primary key.
         cursor.execute(
-            f"DELETE FROM {derived.table} l WHERE {derived.scope}"
-            f" AND NOT EXISTS (SELECT 1 FROM {staged} s WHERE {same_key})"
+            f"CREATE TEMPORARY TABLE {diff} ON COMMIT DROP AS"
+            f" SELECT l.id AS live_id, s.{derived.key[0]} IS NULL AS gone, s.*"
+            f" FROM {staged} s FULL JOIN (SELECT * FROM {derived.table} l WHERE {derived.scope}) l"
+            f" ON {same_key}"
+            f" WHERE l.id IS NULL OR s.{derived.key[0]} IS NULL"
+            f" OR ({live_values}) IS DISTINCT FROM ({staged_values})"
         )
         changes = int(cursor.rowcount)
-        cursor.execute(
-            f"UPDATE {derived.table} l SET {assignments}{stamp_assignment} FROM {staged} s"
-            f" WHERE {same_key} AND ({live_values}) IS DISTINCT FROM ({staged_values})",
-            stamp_params or None,
-        )
-        changes += int(cursor.rowcount)
-        cursor.execute(
-            f"INSERT INTO {derived.table} ({columns}{stamp_column})"
-            f" SELECT s.*{stamp_value} FROM {staged} s"
-            f" WHERE NOT EXISTS (SELECT 1 FROM {derived.table} l WHERE {same_key})",
-            stamp_params or None,
-        )
-        changes += int(cursor.rowcount)
+        if changes:
+            cursor.execute(
+                f"DELETE FROM {derived.table} WHERE id IN (SELECT live_id FROM {diff} WHERE gone)"
+            )
+            cursor.execute(
+                f"UPDATE {derived.table} l SET {assignments}{stamp_assignment} FROM {diff} d"
+                " WHERE l.id = d.live_id AND NOT d.gone",
+                stamp_params,
+            )
+            cursor.execute(
+                f"INSERT INTO {derived.table} ({columns}{stamp_column})"
+                f" SELECT {columns}{stamp_value} FROM {diff} WHERE live_id IS NULL",
+                stamp_params,
+            )
         # Dropped now, not at commit: a caller's outer transaction may rebuild again.
-        cursor.execute(f"DROP TABLE {staged}")
+        cursor.execute(f"DROP TABLE {staged}, {diff}")
         if changes > rows // 10:
             # Fresh statistics after a large change: the consumer's plans depend on them.
             cursor.execute(f"ANALYZE {derived.table}")
