@@ -125,6 +125,18 @@ ROLLUPS = _Derived(
 )
 
 
+@dataclass(frozen=True)
+class _Source:
+    """What a derived table should hold: a SELECT of its columns, and rows written apart."""
+
+    sql: str
+    params: list[Any] = field(default_factory=list)
+    more: Callable[[str], int] | None = None  # writes further rows into the named table
+
+
+_NO_ROLLUPS = "SELECT slo_id, minute, good, total FROM slo_slorollup WHERE false"
+
+
 def _rebuild_pg(slos: list[Slo], watch: _Stopwatch) -> RebuildReport:
     now = timezone.now()
     with connection.cursor() as cursor:
@@ -135,34 +147,20 @@ def _rebuild_pg(slos: list[Slo], watch: _Stopwatch) -> RebuildReport:
         cursor.execute("SET LOCAL jit = off")
     changed: dict[str, int] = {}
     counts: dict[str, int] = {}
-
-    def incidents_fill(target: str) -> int:
-        return _insert_select(target, INCIDENTS, [PG_INCIDENTS_SELECT], now)
-
-    def facts_fill(target: str) -> int:
-        written = _insert_select(target, FACTS, list(PG_FACTS_SELECTS), now)
-        return written + cost_facts_copy(target)
-
-    def rollups_fill(target: str) -> int:
-        query = rollups_select_pg(slos)
-        if query is None:
-            return 0
-        sql, params = query
+    sources = {
+        "incidents": lambda: _Source(PG_INCIDENTS_SELECT),
+        "facts": lambda: _Source(" UNION ALL ".join(PG_FACTS_SELECTS), more=cost_facts_copy),
+        # No SLO counting facts: no rollups of the rebuild's to keep.
+        "rollups": lambda: _Source(*(rollups_select_pg(slos) or (_NO_ROLLUPS, []))),
+    }
+    # In dependency order: facts read the incidents, rollups read the facts.
+    for derived in (INCIDENTS, FACTS, ROLLUPS):
         with connection.cursor() as cursor:
             # The planner cannot see how many facts each SLO matches (it guesses a handful of
-            # millions), so it would sort them to group; hashing is twice as fast.
-            cursor.execute("SET LOCAL enable_sort = off")
-            written = _insert_select(target, ROLLUPS, [sql], now, params)
-            cursor.execute("SET LOCAL enable_sort = on")
-        return written
-
-    # In dependency order: facts read the incidents, rollups read the facts.
-    for derived, fill in (
-        (INCIDENTS, incidents_fill),
-        (FACTS, facts_fill),
-        (ROLLUPS, rollups_fill),
-    ):
-        counts[derived.name], changed[derived.name] = _refresh(derived, fill, now)
+            # millions), so it would sort them to group them; hashing is twice as fast.
+            cursor.execute(f"SET LOCAL enable_sort = {'off' if derived is ROLLUPS else 'on'}")
+        source = sources[derived.name]()
+        counts[derived.name], changed[derived.name] = _refresh(derived, source, now)
         watch.lap(derived.name)
     return RebuildReport(
         counts["incidents"],
@@ -175,50 +173,38 @@ def _rebuild_pg(slos: list[Slo], watch: _Stopwatch) -> RebuildReport:
     )
 
 
-def _insert_select(
-    target: str,
-    derived: _Derived,
-    selects: list[str],
-    now: datetime,
-    params: list[Any] | None = None,
-) -> int:
+def _refresh(derived: _Derived, source: _Source, now: datetime) -> tuple[int, int]:
+    """Brings one derived table to what `source` computes; returns (rows now, rows changed)."""
     columns = ", ".join(derived.columns)
-    stamped = derived.stamp and target == derived.table
-    written = 0
-    with connection.cursor() as cursor:
-        for select in selects:
-            if stamped:
-                sql = (
-                    f"INSERT INTO {target} ({columns}, {derived.stamp}) "
-                    f"SELECT q.*, %s FROM ({select}) q"
-                )
-                cursor.execute(sql, [*(params or []), now])
-            else:
-                cursor.execute(f"INSERT INTO {target} ({columns}) {select}", params or None)
-            written += int(cursor.rowcount)
-    return written
-
-
-def _refresh(derived: _Derived, fill: Callable[[str], int], now: datetime) -> tuple[int, int]:
-    """Brings one derived table to what `fill` computes; returns (rows now, rows changed)."""
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {derived.table} l WHERE {derived.scope})")
         populated = cursor.fetchone()[0]
     if not populated:
-        with table_keys_suspended(derived.table):
-            rows = fill(derived.table)
+        with table_keys_suspended(derived.table), connection.cursor() as cursor:
+            stamp_column = f", {derived.stamp}" if derived.stamp else ""
+            stamp_value = ", %s" if derived.stamp else ""
+            cursor.execute(
+                f"INSERT INTO {derived.table} ({columns}{stamp_column})"
+                f" SELECT q.*{stamp_value} FROM ({source.sql}) q",
+                [*source.params, *([now] if derived.stamp else [])] or None,
+            )
+            rows = int(cursor.rowcount)
+            if source.more is not None:
+                rows += source.more(derived.table)
         with connection.cursor() as cursor:
             cursor.execute(f"ANALYZE {derived.table}")
         return rows, rows
 
     staged = f"rebuild_{derived.table}"
-    columns = ", ".join(derived.columns)
     with connection.cursor() as cursor:
+        # CREATE TABLE AS, unlike INSERT … SELECT, may run its query in parallel workers.
         cursor.execute(
-            f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS "
-            f"SELECT {columns} FROM {derived.table} WITH NO DATA"
+            f"CREATE TEMPORARY TABLE {staged} ({columns}) ON COMMIT DROP AS {source.sql}",
+            source.params or None,
         )
-    rows = fill(staged)
+        rows = int(cursor.rowcount)
+    if source.more is not None:
+        rows += source.more(staged)
     same_key = " AND ".join(f"s.{k} = l.{k}" for k in derived.key)
     live_values = ", ".join(f"l.{c}" for c in derived.values)
     staged_values = ", ".join(f"s.{c}" for c in derived.values)
