@@ -212,20 +212,23 @@ PG_INCIDENTS_COLUMNS = (
     "outcome_event_id",
     "resolved",
 )
+# The alert and outcome events, read in one pass over the event table (the largest by far);
+# the rebuild stages them in a temporary table, which a parallel scan can fill.
+PG_INCIDENT_EVENTS_SELECT = """
+SELECT incident_id, type, ts, id, agent_id, agent_version,
+    type = 'outcome' AND COALESCE((data -> 'resolved') = 'true'::jsonb, false) AS resolved
+FROM audit_event
+WHERE type IN ('alert', 'outcome') AND incident_id IS NOT NULL AND incident_id <> ''
+"""
+# The incidents from those events (a table holding PG_INCIDENT_EVENTS_SELECT's rows).
 PG_INCIDENTS_SELECT = """
-WITH e AS MATERIALIZED (
-    -- One pass over the event table for both kinds (it is the largest table by far).
-    SELECT incident_id, type, ts, id, agent_id, agent_version,
-        type = 'outcome' AND COALESCE((data -> 'resolved') = 'true'::jsonb, false) AS resolved
-    FROM audit_event
-    WHERE type IN ('alert', 'outcome') AND incident_id IS NOT NULL AND incident_id <> ''
-), a AS (
+WITH a AS (
     SELECT DISTINCT ON (incident_id) incident_id, ts, id, agent_id, agent_version
-    FROM e WHERE type = 'alert'
+    FROM {events} WHERE type = 'alert'
     ORDER BY incident_id, ts, id
 ), o AS (
     SELECT DISTINCT ON (incident_id) incident_id, ts, id, agent_id, resolved
-    FROM e WHERE type = 'outcome'
+    FROM {events} WHERE type = 'outcome'
     ORDER BY incident_id, ts DESC, id DESC
 )
 SELECT COALESCE(a.incident_id, o.incident_id), COALESCE(a.agent_id, o.agent_id), a.ts, a.id,

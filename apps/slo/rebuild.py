@@ -21,7 +21,12 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.actions.incidents import PG_INCIDENTS_COLUMNS, PG_INCIDENTS_SELECT, incidents_rebuild
+from apps.actions.incidents import (
+    PG_INCIDENT_EVENTS_SELECT,
+    PG_INCIDENTS_COLUMNS,
+    PG_INCIDENTS_SELECT,
+    incidents_rebuild,
+)
 from apps.audit.models import LedgerSeal
 from apps.slo.facts import (
     PG_FACTS_COLUMNS,
@@ -134,6 +139,20 @@ class _Source:
     more: Callable[[str], int] | None = None  # writes further rows into the named table
 
 
+_INCIDENT_EVENTS = "rebuild_incident_events"
+
+
+def _incidents_source() -> "_Source":
+    with connection.cursor() as cursor:
+        # Staged first: CREATE TABLE AS may scan the event table with parallel workers.
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {_INCIDENT_EVENTS} ON COMMIT DROP AS"
+            f" {PG_INCIDENT_EVENTS_SELECT}"
+        )
+        cursor.execute(f"ANALYZE {_INCIDENT_EVENTS}")
+    return _Source(PG_INCIDENTS_SELECT.format(events=_INCIDENT_EVENTS))
+
+
 _NO_ROLLUPS = "SELECT slo_id, minute, good, total FROM slo_slorollup WHERE false"
 
 
@@ -145,10 +164,14 @@ def _rebuild_pg(slos: list[Slo], watch: _Stopwatch) -> RebuildReport:
         # JIT-compiling these one-off statements cost more than running them (0.7 s of 1.7 s
         # for the recall facts of 1 M events).
         cursor.execute("SET LOCAL jit = off")
+        # The default cost of handing a row from a parallel worker to the leader keeps the
+        # planner from scanning the event table in parallel for the alerts and outcomes; a
+        # one-off bulk job may use every core.
+        cursor.execute("SET LOCAL parallel_tuple_cost = 0.01")
     changed: dict[str, int] = {}
     counts: dict[str, int] = {}
     sources = {
-        "incidents": lambda: _Source(PG_INCIDENTS_SELECT),
+        "incidents": _incidents_source,
         "facts": lambda: _Source(" UNION ALL ".join(PG_FACTS_SELECTS), more=cost_facts_copy),
         # No SLO counting facts: no rollups of the rebuild's to keep.
         "rollups": lambda: _Source(*(rollups_select_pg(slos) or (_NO_ROLLUPS, []))),
@@ -162,6 +185,8 @@ def _rebuild_pg(slos: list[Slo], watch: _Stopwatch) -> RebuildReport:
         source = sources[derived.name]()
         counts[derived.name], changed[derived.name] = _refresh(derived, source, now)
         watch.lap(derived.name)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {_INCIDENT_EVENTS}")
     return RebuildReport(
         counts["incidents"],
         counts["facts"],
