@@ -23,9 +23,17 @@ class Command(BaseCommand):
             f"(ledger seal #{report.head_seq}) in {report.seconds:.1f} s."
         )
         changed = report.changed
-        self.stdout.write(
+        written = (
             f"Rows written: {changed['incidents']:,} incidents, {changed['facts']:,} facts, "
-            f"{changed['rollups']:,} rollups; the rest already held these numbers."
+            f"{changed['rollups']:,} rollups"
+        )
+        everything = (report.incidents, report.facts, report.rollups) == (
+            changed["incidents"],
+            changed["facts"],
+            changed["rollups"],
+        )
+        self.stdout.write(
+            written + ("." if everything else "; the rest already held these numbers.")
         )
         if options["verbosity"] > 1:
             for phase, seconds in report.phases.items():
