@@ -114,6 +114,49 @@
     }
   });
 
+  // ---- htmx: say so when a refresh or a load fails ---------------------------
+  // Polled lists and panes would otherwise go stale without a word. One notice at the top of
+  // the page names what failed and when the data shown was last fresh; the next request that
+  // succeeds removes it. (400 and 409 carry a form's own message and are not failures here.)
+  var lastOk = new Date();
+
+  function notice() {
+    var box = document.getElementById("request-failed");
+    if (!box) {
+      var main = document.querySelector("main.content, main");
+      if (!main) return null;
+      box = document.createElement("div");
+      box.id = "request-failed";
+      box.className = "message error";
+      box.setAttribute("role", "alert");
+      main.insertBefore(box, main.firstChild);
+    }
+    return box;
+  }
+
+  function failed(what) {
+    var box = notice();
+    if (!box) return;
+    var since = lastOk.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    box.textContent = what + " What you see is from " + since + "; opsdash keeps retrying " +
+      "where the page refreshes itself, or reload the page.";
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var status = event.detail.xhr ? event.detail.xhr.status : 0;
+    if (status === 400 || status === 409) return;
+    failed("The server could not answer (HTTP " + status + ").");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    failed("The server cannot be reached.");
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    if (!event.detail.successful) return;
+    lastOk = new Date();
+    var box = document.getElementById("request-failed");
+    if (box) box.remove();
+  });
+
   window.opsdash = window.opsdash || {};
   window.opsdash.theme = {
     get: storedMode,

@@ -185,6 +185,18 @@ def test_approver_works_the_queue_with_the_keyboard(browser, agent, make_person,
         ada.wait_for_function("document.querySelectorAll('.queue-row').length === 0", timeout=15000)
         assert "Nothing is waiting for a person" in ada.locator("#queue-list").inner_text()
 
+        # The server stops answering the list's refresh: the page says so, and says it no
+        # longer when a refresh gets through.
+        ada.route("**/actions/queue/**", lambda route: route.fulfill(status=502, body="down"))
+        ada.evaluate("htmx.trigger(document.body, 'queue-changed')")
+        notice = ada.locator("#request-failed")
+        notice.wait_for()
+        assert notice.inner_text().startswith("The server could not answer (HTTP 502).")
+        assert "What you see is from" in notice.inner_text()
+        ada.unroute("**/actions/queue/**")
+        ada.evaluate("htmx.trigger(document.body, 'queue-changed')")
+        notice.wait_for(state="detached")
+
     statuses = dict(Action.objects.values_list("action_id", "status"))
     assert statuses == {
         "act-medium": "approved",
