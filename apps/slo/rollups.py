@@ -358,10 +358,13 @@ def rollups_insert_one(slo: Slo) -> int:
         return int(cursor.rowcount or 0)
 
 
-def rollups_select_pg(slos: Sequence[Slo]) -> tuple[str, list[Any]] | None:
+def rollups_select_pg(
+    slos: Sequence[Slo], *, per_fact: bool = False
+) -> tuple[str, list[Any]] | None:
     """PostgreSQL: one SELECT of (slo_id, minute, good, total) for all these SLOs from the
     counted facts, in one pass (the matching rules of _Matcher, as SQL); None when none of
-    them counts facts."""
+    them counts facts. `per_fact`: the rows before grouping instead, (slo_id, minute, good)
+    per fact and SLO counting it."""
     matchers = [
         _Matcher.of(slo)
         for slo in slos
@@ -373,7 +376,7 @@ def rollups_select_pg(slos: Sequence[Slo]) -> tuple[str, list[Any]] | None:
     def mode(kind: str) -> str:
         return "t" if kind in THRESHOLD_KINDS else "r" if kind == SliKind.ROLLBACK else "g"
 
-    return _PG_ROLLUPS_SELECT, [
+    return _PG_MATCHED if per_fact else _PG_ROLLUPS_SELECT, [
         [m.slo_id for m in matchers],
         [m.kind for m in matchers],
         [m.agent_id for m in matchers],
@@ -385,26 +388,28 @@ def rollups_select_pg(slos: Sequence[Slo]) -> tuple[str, list[Any]] | None:
     ]
 
 
-# The good flag is computed before grouping so the rows grouped are three narrow columns.
-_PG_ROLLUPS_SELECT = """
-SELECT slo_id, minute, COUNT(*) FILTER (WHERE good), COUNT(*) FROM (
-    SELECT s.slo_id, f.minute,
-        (CASE s.mode
-            WHEN 't' THEN f.value <= s.threshold
-            WHEN 'r' THEN f.value IS NULL OR f.value > s.rollback
-            ELSE f.good END) AS good
-    FROM slo_slifact f
-    JOIN unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
-                %s::numeric[], %s::numeric[])
-        AS s(slo_id, kind, agent_id, team_id, version, mode, threshold, rollback)
-      ON f.kind = s.kind
-     AND (s.agent_id IS NULL OR f.agent_id = s.agent_id)
-     AND (s.team_id IS NULL OR f.team_id = s.team_id)
-     AND (s.version = '' OR f.agent_version = s.version)
-    WHERE f.counted
-) matched
-GROUP BY slo_id, minute
+# Each counted fact with each SLO that counts it, and whether it is good for that SLO.
+_PG_MATCHED = """
+SELECT s.slo_id, f.minute,
+    (CASE s.mode
+        WHEN 't' THEN f.value <= s.threshold
+        WHEN 'r' THEN f.value IS NULL OR f.value > s.rollback
+        ELSE f.good END) AS good
+FROM slo_slifact f
+JOIN unnest(%s::bigint[], %s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::text[],
+            %s::numeric[], %s::numeric[])
+    AS s(slo_id, kind, agent_id, team_id, version, mode, threshold, rollback)
+  ON f.kind = s.kind
+ AND (s.agent_id IS NULL OR f.agent_id = s.agent_id)
+ AND (s.team_id IS NULL OR f.team_id = s.team_id)
+ AND (s.version = '' OR f.agent_version = s.version)
+WHERE f.counted
 """
+# Grouped after the good flag is computed, so the rows grouped are three narrow columns.
+_PG_ROLLUPS_SELECT = (
+    "SELECT slo_id, minute, COUNT(*) FILTER (WHERE good), COUNT(*)"  # noqa: S608 (constants)
+    " FROM (" + _PG_MATCHED + ") matched GROUP BY slo_id, minute"
+)
 
 
 def slo_rollups_rebuild(slo: Slo) -> None:
