@@ -25,9 +25,9 @@ def import_list(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         length = int(request.META.get("CONTENT_LENGTH") or 0)
         if length > settings.BILLING_UPLOAD_MAX_BYTES + UPLOAD_OVERHEAD_BYTES:
-            form = BillingUploadForm()
-            form.add_error(None, too_big_message(length))
-            return _render_list(request, form, status=413)
+            return _render_list(
+                request, BillingUploadForm(), status=413, upload_error=too_big_message(length)
+            )
     return _import_list(request)
 
 
@@ -51,13 +51,16 @@ def _import_list(request: HttpRequest) -> HttpResponse:
     return redirect("billing:imports")
 
 
-def _render_list(request: HttpRequest, form: BillingUploadForm, status: int = 200) -> HttpResponse:
+def _render_list(
+    request: HttpRequest, form: BillingUploadForm, status: int = 200, upload_error: str = ""
+) -> HttpResponse:
     return render(
         request,
         "billing/import_list.html",
         {
             "imports": billing_imports_recent(),
             "form": form,
+            "upload_error": upload_error,
             "max_upload": settings.BILLING_UPLOAD_MAX_BYTES,
         },
         status=status,
