@@ -131,6 +131,7 @@ def billing_import_run(
                     if values is None:
                         tally.reject(row, line_no, "", problem or "unreadable row")
                         continue
+                    values.append(None)  # what columns the file lacks read as
                     try:
                         line = normaliser.normalise(values)
                         _check_periods(line, normaliser)

@@ -109,45 +109,45 @@ class AwsCur2Normaliser(Normaliser):
         return None
 
     def normalise(self, values: Sequence[Any]) -> Line:
-        get, name, ts = self.get, self.column_name, self.ts
-        raw_type = p.required_text(get(values, "type"), name("type"), 64)
+        v, ix, nm, ts = values, self.ix, self.names, self.ts
+        raw_type = p.required_text(v[ix["type"]], nm["type"], 64)
         kind = raw_type.lower().replace(" ", "").replace("_", "")
         category = LINE_ITEM_TYPES.get(kind)
         if category is None:
-            raise p.RowError(name("type"), f"unknown line item type {p.excerpt(raw_type)!r}")
-        cost = p.money(get(values, "cost"), name("cost"))
+            raise p.RowError(nm["type"], f"unknown line item type {p.excerpt(raw_type)!r}")
+        cost = p.money(v[ix["cost"]], nm["cost"])
         effective: Decimal | None = cost
         if kind == "discountedusage":
-            effective = p.money_or_none(get(values, "ri_effective"), name("ri_effective"))
+            effective = p.money_or_none(v[ix["ri_effective"]], nm["ri_effective"])
         elif kind == "savingsplancoveredusage":
-            effective = p.money_or_none(get(values, "sp_effective"), name("sp_effective"))
+            effective = p.money_or_none(v[ix["sp_effective"]], nm["sp_effective"])
         elif kind in ZERO_EFFECTIVE:
             effective = ZERO
-        billing_start = ts(get(values, "billing_start"), name("billing_start"))
-        billing_end = ts.parse_or_none(get(values, "billing_end"), name("billing_end"))
-        tag_map = {_tag_key(k): v for k, v in p.tags(get(values, "tags"), name("tags")).items()}
+        billing_start = ts(v[ix["billing_start"]], nm["billing_start"])
+        billing_end = ts.parse_or_none(v[ix["billing_end"]], nm["billing_end"])
+        tag_map = {_tag_key(k): v for k, v in p.tags(v[ix["tags"]], nm["tags"]).items()}
         if self.tag_columns:
             tag_map.update(self.extra_tags(values))
         return Line(
             provider="AWS",
             publisher="",
-            billing_account_id=p.required_text(get(values, "account"), name("account")),
-            sub_account_id=p.text(get(values, "sub_account"), name("sub_account")),
+            billing_account_id=p.required_text(v[ix["account"]], nm["account"]),
+            sub_account_id=p.text(v[ix["sub_account"]], nm["sub_account"]),
             billing_period_start=billing_start,
             billing_period_end=billing_end or p.next_month(billing_start),
-            charge_period_start=ts(get(values, "start"), name("start")),
-            charge_period_end=ts(get(values, "end"), name("end")),
+            charge_period_start=ts(v[ix["start"]], nm["start"]),
+            charge_period_end=ts(v[ix["end"]], nm["end"]),
             charge_category=category,
             billed_cost=cost,
             effective_cost=cost if effective is None else effective,
-            list_cost=p.money_or_none(get(values, "list_cost"), name("list_cost")),
-            billing_currency=p.currency(get(values, "currency"), name("currency")),
-            service_name=p.text(get(values, "service"), name("service"))
-            or p.text(get(values, "service_code"), name("service_code")),
-            resource_id=p.text(get(values, "resource"), name("resource"), p.MAX_RESOURCE_ID_CHARS),
-            region_id=p.text(get(values, "region"), name("region"), 128),
-            sku_id=p.text(get(values, "sku"), name("sku")),
-            consumed_quantity=p.money_or_none(get(values, "quantity"), name("quantity")),
-            consumed_unit=p.text(get(values, "unit"), name("unit"), 128),
+            list_cost=p.money_or_none(v[ix["list_cost"]], nm["list_cost"]),
+            billing_currency=p.currency(v[ix["currency"]], nm["currency"]),
+            service_name=p.text(v[ix["service"]], nm["service"])
+            or p.text(v[ix["service_code"]], nm["service_code"]),
+            resource_id=p.text(v[ix["resource"]], nm["resource"], p.MAX_RESOURCE_ID_CHARS),
+            region_id=p.text(v[ix["region"]], nm["region"], 128),
+            sku_id=p.text(v[ix["sku"]], nm["sku"]),
+            consumed_quantity=p.money_or_none(v[ix["quantity"]], nm["quantity"]),
+            consumed_unit=p.text(v[ix["unit"]], nm["unit"], 128),
             tags=tag_map,
         )

@@ -61,38 +61,38 @@ class AzureNormaliser(Normaliser):
         self.ts = p.TimestampParser()
 
     def normalise(self, values: Sequence[Any]) -> Line:
-        get, name, ts = self.get, self.column_name, self.ts
-        day = ts(get(values, "date"), name("date"))
-        billing_start = ts(get(values, "billing_start"), name("billing_start"))
-        last_day = ts.parse_or_none(get(values, "billing_end"), name("billing_end"))
-        cost = p.money(get(values, "cost"), name("cost"))
-        quantity = p.money_or_none(get(values, "quantity"), name("quantity"))
-        list_cost = p.money_or_none(get(values, "payg_cost"), name("payg_cost"))
+        v, ix, nm, ts = values, self.ix, self.names, self.ts
+        day = ts(v[ix["date"]], nm["date"])
+        billing_start = ts(v[ix["billing_start"]], nm["billing_start"])
+        last_day = ts.parse_or_none(v[ix["billing_end"]], nm["billing_end"])
+        cost = p.money(v[ix["cost"]], nm["cost"])
+        quantity = p.money_or_none(v[ix["quantity"]], nm["quantity"])
+        list_cost = p.money_or_none(v[ix["payg_cost"]], nm["payg_cost"])
         if list_cost is None and quantity is not None:
-            price = p.money_or_none(get(values, "payg_price"), name("payg_price"))
+            price = p.money_or_none(v[ix["payg_price"]], nm["payg_price"])
             if price is not None:
-                list_cost = p.money(str(price * quantity), name("payg_price"))
+                list_cost = p.money(str(price * quantity), nm["payg_price"])
         return Line(
             provider="Microsoft",
             publisher="",
-            billing_account_id=p.required_text(get(values, "account"), name("account")),
-            sub_account_id=p.text(get(values, "sub_account"), name("sub_account")),
+            billing_account_id=p.required_text(v[ix["account"]], nm["account"]),
+            sub_account_id=p.text(v[ix["sub_account"]], nm["sub_account"]),
             billing_period_start=billing_start,
             billing_period_end=last_day + ONE_DAY if last_day else p.next_month(billing_start),
             charge_period_start=day,
             charge_period_end=day + ONE_DAY,
             charge_category=p.enum(
-                get(values, "charge_type"), name("charge_type"), CHARGE_TYPES, default="Usage"
+                v[ix["charge_type"]], nm["charge_type"], CHARGE_TYPES, default="Usage"
             ),
             billed_cost=cost,
             effective_cost=cost,
             list_cost=list_cost,
-            billing_currency=p.currency(get(values, "currency"), name("currency")),
-            service_name=p.text(get(values, "service"), name("service")),
-            resource_id=p.text(get(values, "resource"), name("resource"), p.MAX_RESOURCE_ID_CHARS),
-            region_id=p.text(get(values, "region"), name("region"), 128),
-            sku_id=p.text(get(values, "sku"), name("sku")),
+            billing_currency=p.currency(v[ix["currency"]], nm["currency"]),
+            service_name=p.text(v[ix["service"]], nm["service"]),
+            resource_id=p.text(v[ix["resource"]], nm["resource"], p.MAX_RESOURCE_ID_CHARS),
+            region_id=p.text(v[ix["region"]], nm["region"], 128),
+            sku_id=p.text(v[ix["sku"]], nm["sku"]),
             consumed_quantity=quantity,
-            consumed_unit=p.text(get(values, "unit"), name("unit"), 128),
-            tags=p.tags(get(values, "tags"), name("tags")),
+            consumed_unit=p.text(v[ix["unit"]], nm["unit"], 128),
+            tags=p.tags(v[ix["tags"]], nm["tags"]),
         )

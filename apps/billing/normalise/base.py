@@ -49,6 +49,11 @@ class Normaliser:
         self.pos: dict[str, int] = {}
         self.tag_columns: list[tuple[int, str]] = []
         self.header_names: dict[str, str] = {}
+        # Filled by bind(): every logical column's position in the values `normalise` gets
+        # (columns the file lacks point at the trailing None the caller appends), and its
+        # name as the file spells it. Plain dicts: the per-row path is a lookup, not a call.
+        self.ix: dict[str, int] = {}
+        self.names: dict[str, str] = {}
 
     # -- header
 
@@ -95,15 +100,14 @@ class Normaliser:
             if key:
                 self.tag_columns.append((len(used), key))
                 used.append(i)
+        absent = len(used)
+        self.ix = {logical: self.pos.get(logical, absent) for logical in self.columns}
+        self.names = {logical: self.column_name(logical) for logical in self.columns}
         return used
 
     def column_name(self, logical: str) -> str:
         """The header cell as the file spells it, for error messages."""
         return self.header_names.get(logical) or self.columns[logical][0]
-
-    def get(self, values: Sequence[Any], logical: str) -> Any:
-        i = self.pos.get(logical)
-        return None if i is None else values[i]
 
     def extra_tags(self, values: Sequence[Any]) -> dict[str, str]:
         result: dict[str, str] = {}
@@ -116,4 +120,5 @@ class Normaliser:
     # -- rows
 
     def normalise(self, values: Sequence[Any]) -> Line:
+        """`values`: the bound columns' cells in `bind`'s order, then one trailing None."""
         raise NotImplementedError

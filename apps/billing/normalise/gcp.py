@@ -60,48 +60,46 @@ class GcpNormaliser(Normaliser):
         self.ts = p.TimestampParser()
 
     def normalise(self, values: Sequence[Any]) -> Line:
-        get, name, ts = self.get, self.column_name, self.ts
-        start = ts(get(values, "start"), name("start"))
-        period = self._invoice_month(get(values, "invoice_month")) or p.month_start(start)
-        cost = p.money(get(values, "cost"), name("cost")) + self._credits(get(values, "credits"))
+        v, ix, nm, ts = values, self.ix, self.names, self.ts
+        start = ts(v[ix["start"]], nm["start"])
+        period = self._invoice_month(v[ix["invoice_month"]]) or p.month_start(start)
+        cost = p.money(v[ix["cost"]], nm["cost"]) + self._credits(v[ix["credits"]])
         return Line(
             provider="Google Cloud",
             publisher="",
-            billing_account_id=p.required_text(get(values, "account"), name("account")),
-            sub_account_id=p.text(get(values, "project"), name("project")),
+            billing_account_id=p.required_text(v[ix["account"]], nm["account"]),
+            sub_account_id=p.text(v[ix["project"]], nm["project"]),
             billing_period_start=period,
             billing_period_end=p.next_month(period),
             charge_period_start=start,
-            charge_period_end=ts(get(values, "end"), name("end")),
+            charge_period_end=ts(v[ix["end"]], nm["end"]),
             charge_category=p.enum(
-                get(values, "cost_type"), name("cost_type"), COST_TYPES, default="Usage"
+                v[ix["cost_type"]], nm["cost_type"], COST_TYPES, default="Usage"
             ),
             billed_cost=cost,
             effective_cost=cost,
-            list_cost=p.money_or_none(get(values, "list_cost"), name("list_cost")),
-            billing_currency=p.currency(get(values, "currency"), name("currency")),
-            service_name=p.text(get(values, "service"), name("service")),
-            resource_id=p.text(get(values, "resource"), name("resource"), p.MAX_RESOURCE_ID_CHARS),
-            region_id=p.text(get(values, "region"), name("region"), 128)
-            or p.text(get(values, "location"), name("location"), 128),
-            sku_id=p.text(get(values, "sku"), name("sku")),
-            consumed_quantity=p.money_or_none(get(values, "quantity"), name("quantity")),
-            consumed_unit=p.text(get(values, "unit"), name("unit"), 128),
-            tags=p.tags(get(values, "labels"), name("labels")),
+            list_cost=p.money_or_none(v[ix["list_cost"]], nm["list_cost"]),
+            billing_currency=p.currency(v[ix["currency"]], nm["currency"]),
+            service_name=p.text(v[ix["service"]], nm["service"]),
+            resource_id=p.text(v[ix["resource"]], nm["resource"], p.MAX_RESOURCE_ID_CHARS),
+            region_id=p.text(v[ix["region"]], nm["region"], 128)
+            or p.text(v[ix["location"]], nm["location"], 128),
+            sku_id=p.text(v[ix["sku"]], nm["sku"]),
+            consumed_quantity=p.money_or_none(v[ix["quantity"]], nm["quantity"]),
+            consumed_unit=p.text(v[ix["unit"]], nm["unit"], 128),
+            tags=p.tags(v[ix["labels"]], nm["labels"]),
         )
 
     def _invoice_month(self, value: Any) -> datetime | None:
-        raw = p.text(value, self.column_name("invoice_month"), 16)
+        raw = p.text(value, self.names["invoice_month"], 16)
         if not raw:
             return None
         if len(raw) != 6 or not raw.isdigit() or not 1 <= int(raw[4:]) <= 12:
-            raise p.RowError(
-                self.column_name("invoice_month"), f"not a YYYYMM month: {p.excerpt(raw)!r}"
-            )
+            raise p.RowError(self.names["invoice_month"], f"not a YYYYMM month: {p.excerpt(raw)!r}")
         return datetime(int(raw[:4]), int(raw[4:]), 1, tzinfo=UTC)
 
     def _credits(self, value: Any) -> Decimal:
-        column = self.column_name("credits")
+        column = self.names["credits"]
         if p.is_blank(value):
             return Decimal(0)
         items = value

@@ -63,6 +63,11 @@ def money_or_none(value: Any, column: str) -> Decimal | None:
             amount = Decimal(text)
         except InvalidOperation:
             raise RowError(column, f"not a decimal number: {excerpt(text)!r}") from None
+        if len(text) <= 13 and "e" not in text and "E" not in text:
+            # The common case, and the fast path: at most 12 decimals and 13 digits.
+            if not amount.is_finite():
+                raise RowError(column, f"not a finite number: {excerpt(text)!r}")
+            return amount
     elif value is None:
         return None
     else:
