@@ -1,11 +1,12 @@
 """Billing import: FOCUS CSV rows/s against a bare `csv.reader` pass, and the import's peak RSS.
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/opsdash python bench/billing_bench.py --mb 50
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres python bench/billing_bench.py --mb 50
 
 Generates a FOCUS 1.0 CSV of --mb megabytes (default 1 GB: the design's target is ≤ 300 MB
 RSS for it), times one `csv.reader` pass over it, then runs `manage.py import_billing` in a
-child process and reads that child's peak RSS (ru_maxrss). The rows it wrote are deleted
-afterwards. Import rate is measured from the import row's own start and finish times (no
+child process and reads that child's peak RSS (ru_maxrss). It runs in a scratch database
+next to DATABASE_URL's (`--use-database-url` to import into DATABASE_URL's own, migrated,
+instead); the rows it wrote are deleted afterwards. Import rate is measured from the import row's own start and finish times (no
 interpreter start-up), and end to end.
 """
 
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, django_setup
+from common import ROOT, django_setup, scratch_database
 
 HEADER = [
     "BilledCost",
@@ -118,7 +119,7 @@ def csv_pass(path: Path) -> tuple[int, float]:
     return rows - 1, time.perf_counter() - started
 
 
-def run_import(path: Path) -> tuple[float, int, str]:
+def run_import(path: Path, database_url: str) -> tuple[float, int, str]:
     """Runs the import in a grandchild, so the peak RSS read is that import's alone."""
     probe = (
         "import resource, subprocess, sys;"
@@ -143,7 +144,7 @@ def run_import(path: Path) -> tuple[float, int, str]:
             "0",
         ],
         cwd=ROOT,
-        env=dict(os.environ),
+        env=dict(os.environ, DATABASE_URL=database_url),
         capture_output=True,
         text=True,
         check=True,
@@ -160,10 +161,13 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=1024.0, help="file size in MB (1 GB)")
     parser.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "opsdash-billing-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
+    parser.add_argument("--use-database-url", action="store_true")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL", "")
     if not database_url.startswith(("postgres://", "postgresql://")):
         sys.exit("Set DATABASE_URL to a PostgreSQL database (the import uses COPY there).")
+    if not args.use_database_url:
+        database_url = scratch_database("opsdash_billing_bench")
     django_setup(database_url)
     from django.db import connection
 
@@ -185,7 +189,7 @@ def main() -> None:
     )
 
     latest = BillingImport.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-    wall, peak_kb, summary = run_import(path)
+    wall, peak_kb, summary = run_import(path, database_url)
     imp = BillingImport.objects.filter(pk__gt=latest, file_name=path.name).get()
     assert imp.finished_at and imp.started_at
     inner = (imp.finished_at - imp.started_at).total_seconds()
