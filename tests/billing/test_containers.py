@@ -167,3 +167,31 @@ def test_not_parquet_after_the_magic_bytes(tmp_path: Path):
 
     assert imp.status == "failed"
     assert imp.error_message.startswith("Not a readable Parquet file")
+
+
+def test_parquet_list_where_text_belongs_rejects_the_row(tmp_path: Path):
+    table = pa.table(
+        {
+            "BilledCost": ["1.00", "2.00"],
+            "EffectiveCost": ["1.00", "2.00"],
+            "ListCost": [None, None],
+            "BillingCurrency": ["USD", "USD"],
+            "BillingAccountId": ["acct-9", "acct-9"],
+            "BillingPeriodStart": ["2026-10-01", "2026-10-01"],
+            "BillingPeriodEnd": ["2026-11-01", "2026-11-01"],
+            "ChargePeriodStart": ["2026-10-01", "2026-10-01"],
+            "ChargePeriodEnd": ["2026-10-02", "2026-10-02"],
+            "ChargeCategory": ["Usage", "Usage"],
+            "ProviderName": ["Oracle", "Oracle"],
+            "ServiceName": pa.array([["a", "b"], None], pa.list_(pa.string())),
+        }
+    )
+    path = tmp_path / "odd.parquet"
+    pq.write_table(table, path)
+
+    imp = run_import(path, "focus")
+
+    assert (imp.status, imp.rows_imported, imp.rows_rejected) == ("done", 1, 1)
+    assert imp.row_errors == [
+        {"row": 1, "line": None, "column": "ServiceName", "message": "expected text, not a list"}
+    ]

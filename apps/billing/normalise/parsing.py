@@ -159,6 +159,8 @@ def text(value: Any, column: str, limit: int = MAX_TEXT_CHARS) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
+        if isinstance(value, list | tuple | dict):
+            raise RowError(column, f"expected text, not a {type(value).__name__}")
         value = str(value)
     stripped = value.strip()
     if stripped in NULLS:
