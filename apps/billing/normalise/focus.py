@@ -90,11 +90,12 @@ class FocusNormaliser(Normaliser):
         raw = self.dimension_values(v)
         try:
             dims = self.dimensions.get(raw)
+            hashable = True
         except TypeError:  # a Parquet list or map where text belongs: not memoised
-            dims, raw = None, None
+            dims, hashable = None, False
         if dims is None:
             dims = self._dimensions(v)
-            if raw is not None:
+            if hashable:
                 if len(self.dimensions) >= MEMO_SIZE:
                     self.dimensions.clear()
                 self.dimensions[raw] = dims
