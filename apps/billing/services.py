@@ -6,7 +6,6 @@ are deleted, and the import is marked done. Readers therefore see the previous b
 restated one, never both and never half of one; a file-level error rolls everything back.
 """
 
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -25,7 +24,9 @@ from django.utils.text import get_valid_filename
 
 from apps.billing.errors import FileLevelError
 from apps.billing.models import BillingImport, CostLineItem, ImportSource, ImportStatus
-from apps.billing.normalise import LINE_FIELDS, NORMALISERS, Line, RowError
+from apps.billing.normalise import NORMALISERS, Line, RowError
+from apps.billing.pgcopy import COLUMNS as COPY_COLUMNS
+from apps.billing.pgcopy import CopyEncoder
 from apps.billing.readers import open_source
 
 logger = logging.getLogger(__name__)
@@ -189,14 +190,13 @@ def _format_hint(header: list[str], tried: str) -> str:
 
 
 def _write(import_id: int, lines: Iterable[Line]) -> None:
-    columns = ["billing_import_id", *LINE_FIELDS]
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         table = CostLineItem._meta.db_table
-        sql = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+        sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
         with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
-            for line in lines:
-                copy.write_row((import_id, *line[:-1], json.dumps(line.tags)))
+            for chunk in CopyEncoder(import_id).chunks(lines):
+                copy.write(chunk)
         return
     batch: list[CostLineItem] = []
     for line in lines:

@@ -1,5 +1,6 @@
 """Hostile files: huge fields, binary garbage, NUL bytes, spreadsheet formulas, markup."""
 
+import json
 import random
 from decimal import Decimal
 from pathlib import Path
@@ -100,3 +101,26 @@ def test_formulas_and_markup_are_stored_verbatim_and_shown_escaped(tmp_path: Pat
     page = client.get(reverse("billing:import", args=[imp.pk])).content.decode()
     assert "<script>alert" not in page
     assert "not a decimal number: &#x27;&lt;script&gt;alert(1)&lt;/script&gt;&#x27;" in page
+
+
+def test_tabs_newlines_backslashes_and_unicode_survive_copy_verbatim(tmp_path: Path):
+    resource = 'C:\\temp\\n\tx\r\ny "quoted" ünïcødé ✓ \\N'
+    tags = {"path": "a\\b\tc\nd", "emoji": "🚀", "empty": "", "null-ish": "\\N"}
+    path = write_csv(
+        tmp_path / "escapes.csv",
+        HEADER.replace("ServiceName,Tags", "ServiceName,Tags,ResourceId")
+        + focus_row("1.00", tags='"' + json.dumps(tags).replace('"', '""') + '"').rstrip("\n")
+        + ',"'
+        + resource.replace('"', '""')
+        + '"\n'
+        + focus_row("2.00", tags='"{""bad"":""\\ud800""}"').rstrip("\n")
+        + ",r2\n",
+    )
+
+    imp = run_import(path, "focus")
+
+    assert (imp.rows_imported, imp.rows_rejected) == (1, 1)
+    assert imp.row_errors[0]["column"] == "Tags"
+    row = CostLineItem.objects.get()
+    assert row.resource_id == resource.strip()
+    assert row.tags == tags

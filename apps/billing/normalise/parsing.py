@@ -232,7 +232,10 @@ def tags(value: Any, column: str) -> dict[str, str]:
         stripped = "{" + stripped + "}"
     try:
         parsed = json.loads(stripped)
-    except ValueError:
+        if "\\u" in stripped:
+            # An escaped lone surrogate ("\ud800") is valid JSON but not storable text.
+            json.dumps(parsed, ensure_ascii=False).encode()
+    except (ValueError, UnicodeEncodeError):
         raise RowError(column, f"tags are not valid JSON: {excerpt(value)!r}") from None
     if isinstance(parsed, dict):
         return {_tag_key(k): _tag_value(v) for k, v in parsed.items()}
