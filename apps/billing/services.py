@@ -21,6 +21,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.text import get_valid_filename
+from psycopg.copy import QueuedLibpqWriter
 
 from apps.billing.errors import FileLevelError
 from apps.billing.models import BillingImport, CostLineItem, ImportSource, ImportStatus
@@ -194,7 +195,11 @@ def _write(import_id: int, lines: Iterable[Line]) -> None:
         connection.ensure_connection()
         table = CostLineItem._meta.db_table
         sql = f"COPY {table} ({', '.join(COPY_COLUMNS)}) FROM STDIN"
-        with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
+        # A sender thread: the next rows are parsed while PostgreSQL takes the last ones.
+        with (
+            connection.connection.cursor() as cursor,
+            cursor.copy(sql, writer=_SenderThread(cursor)) as copy,
+        ):
             for chunk in CopyEncoder(import_id).chunks(lines):
                 copy.write(chunk)
         return
@@ -206,6 +211,15 @@ def _write(import_id: int, lines: Iterable[Line]) -> None:
             batch = []
     if batch:
         CostLineItem.objects.bulk_create(batch)
+
+
+class _SenderThread(QueuedLibpqWriter):
+    """psycopg's queued COPY writer with a short queue: its default holds up to 1,024 blocks
+    of 128 KB, which a slow server would let grow to 128 MB; 32 blocks is 4 MB."""
+
+    def __init__(self, cursor: Any) -> None:
+        super().__init__(cursor)
+        self._queue = type(self._queue)(maxsize=32)
 
 
 def _replace_previous(import_id: int, periods: dict[PeriodKey, int]) -> int:
