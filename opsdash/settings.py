@@ -276,6 +276,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "slo.promotion_suggest",
         "schedule": 24 * 3600.0,
     },
+    # Billing uploads whose task was lost are queued again; dead imports are marked failed.
+    "billing-imports-sweep": {
+        "task": "billing.imports_sweep",
+        "schedule": 300.0,
+    },
 }
 
 # Promotion suggestions: an agent that met every SLO over this many days, with this many actions.

@@ -42,7 +42,7 @@ _PER_ROW = (
 )
 assert sorted(_SHARED + _PER_ROW) == sorted(LINE_FIELDS)
 COLUMNS = ("billing_import_id", *_SHARED, *_PER_ROW)
-MEMO_SIZE = 50_000
+MEMO_SIZE = 10_000
 ROWS_PER_WRITE = 2000
 
 

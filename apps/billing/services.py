@@ -10,12 +10,13 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
@@ -36,6 +37,10 @@ Progress = Callable[[int, int], None]
 PeriodKey = tuple[str, str, datetime]
 SQLITE_BATCH = 2000
 PROGRESS_EVERY = 5000
+# An upload still queued after this had its task lost (a broker outage): it is queued again.
+QUEUED_GRACE = timedelta(minutes=10)
+# Longer than the import task's time limit: an import running this long has died.
+RUNNING_LIMIT = timedelta(hours=3, minutes=15)
 
 
 def upload_storage() -> FileSystemStorage:
@@ -49,7 +54,10 @@ def billing_import_create(*, upload: UploadedFile, format: str, uploaded_by: Any
     if format not in NORMALISERS:
         raise ValueError(f"unknown billing format {format!r}")
     original = Path(upload.name or "billing.csv").name
-    safe = get_valid_filename(original)[:100] or "billing"
+    try:
+        safe = get_valid_filename(original)[:100]
+    except SuspiciousFileOperation:  # nothing usable left in the name
+        safe = "billing"
     stored = upload_storage().save(f"{timezone.now():%Y/%m}/{uuid.uuid4().hex}-{safe}", upload)
     billing_import = BillingImport.objects.create(
         file_name=original[:255],
@@ -60,8 +68,37 @@ def billing_import_create(*, upload: UploadedFile, format: str, uploaded_by: Any
         uploaded_by=uploaded_by,
     )
     import_id = billing_import.pk
-    transaction.on_commit(lambda: billing_import_process_task.delay(import_id))
+    # robust: a broker outage must not turn a stored upload into an error page; the sweep
+    # queues it again.
+    transaction.on_commit(lambda: billing_import_process_task.delay(import_id), robust=True)
     return billing_import
+
+
+def billing_imports_sweep(*, now: datetime) -> dict[str, int]:
+    """Queues again uploads whose task was lost, and fails imports whose process died (their
+    transaction was rolled back, so nothing of them was written)."""
+    from apps.billing.tasks import billing_import_process_task
+
+    requeued = 0
+    lost = BillingImport.objects.filter(
+        status=ImportStatus.QUEUED,
+        source=ImportSource.UPLOAD,
+        created_at__lt=now - QUEUED_GRACE,
+    ).values_list("pk", flat=True)
+    for import_id in lost:
+        billing_import_process_task.delay(import_id)
+        requeued += 1
+    failed = BillingImport.objects.filter(
+        status=ImportStatus.RUNNING, started_at__lt=now - RUNNING_LIMIT
+    ).update(
+        status=ImportStatus.FAILED,
+        finished_at=now,
+        error_message=(
+            "The import stopped before finishing (its worker or command was interrupted); "
+            "nothing of it was written. Import the file again."
+        ),
+    )
+    return {"requeued": requeued, "failed": failed}
 
 
 def billing_import_claim(*, import_id: int) -> BillingImport | None:

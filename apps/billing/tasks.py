@@ -8,3 +8,12 @@ def billing_import_process_task(import_id: int) -> str:
 
     billing_import = billing_import_process(import_id=import_id)
     return billing_import.status if billing_import else "skipped"
+
+
+@opsdash_task("billing.imports_sweep", time_limit=120)
+def billing_imports_sweep_task() -> dict[str, int]:
+    from django.utils import timezone
+
+    from apps.billing.services import billing_imports_sweep
+
+    return billing_imports_sweep(now=timezone.now())

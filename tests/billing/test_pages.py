@@ -162,3 +162,58 @@ def test_upload_without_a_file_or_with_an_unknown_format(client, finops, tmp_upl
     )
     assert "The submitted file is empty." in empty.content.decode()
     assert BillingImport.objects.count() == 0
+
+
+def test_sweep_requeues_lost_uploads_and_fails_dead_imports(
+    finops, tmp_upload_dir: Path, eager_celery
+):
+    from datetime import timedelta
+
+    from django.core.files.base import ContentFile
+    from django.utils import timezone
+
+    from apps.billing.services import billing_imports_sweep, upload_storage
+
+    now = timezone.now()
+    stored = upload_storage().save(
+        "lost.csv", ContentFile(fixture_path("focus_1_3.csv").read_bytes())
+    )
+    lost = BillingImport.objects.create(
+        file_name="lost.csv",
+        stored_name=stored,
+        format="focus",
+        created_at=now - timedelta(minutes=11),
+    )
+    BillingImport.objects.create(file_name="fresh.csv", format="focus", created_at=now)
+    dead = BillingImport.objects.create(
+        file_name="dead.csv", format="focus", status="running", started_at=now - timedelta(hours=4)
+    )
+    BillingImport.objects.create(
+        file_name="busy.csv", format="focus", status="running", started_at=now - timedelta(hours=1)
+    )
+
+    assert billing_imports_sweep(now=now) == {"requeued": 1, "failed": 1}
+
+    status = dict(BillingImport.objects.values_list("file_name", "status"))
+    assert status == {
+        "lost.csv": "done",
+        "fresh.csv": "queued",
+        "dead.csv": "failed",
+        "busy.csv": "running",
+    }
+    lost.refresh_from_db()
+    assert lost.totals == {"USD": "8"}
+    dead.refresh_from_db()
+    assert dead.error_message.startswith("The import stopped before finishing")
+
+
+def test_an_unusable_file_name_is_stored_under_a_safe_one(
+    client, finops, tmp_upload_dir: Path, django_capture_on_commit_callbacks, eager_celery
+):
+    client.force_login(finops)
+    with django_capture_on_commit_callbacks(execute=True):
+        upload(client, "¤¤¤", fixture_path("focus_1_3.csv").read_bytes())
+
+    imp = BillingImport.objects.get()
+    assert (imp.file_name, imp.status, imp.rows_imported) == ("¤¤¤", "done", 2)
+    assert imp.stored_name.endswith("-billing")

@@ -29,7 +29,7 @@ DIMENSIONS = (
     "sku",
     "unit",
 )
-MEMO_SIZE = 50_000
+MEMO_SIZE = 10_000
 
 
 class FocusNormaliser(Normaliser):
