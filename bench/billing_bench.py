@@ -110,6 +110,17 @@ def write_focus_csv(path: Path, megabytes: float, seed: int = 7) -> int:
     return rows
 
 
+def to_parquet(source: Path, target: Path) -> None:
+    """The CSV as Parquet, streamed (costs become doubles, as CUR 2.0 writes them)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    reader = pacsv.open_csv(source, read_options=pacsv.ReadOptions(block_size=8 << 20))
+    with pq.ParquetWriter(target, reader.schema) as writer:
+        for batch in reader:
+            writer.write_batch(batch)
+
+
 def csv_pass(path: Path) -> tuple[int, float]:
     started = time.perf_counter()
     rows = 0
@@ -162,6 +173,7 @@ def main() -> None:
     parser.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "opsdash-billing-bench"))
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--use-database-url", action="store_true")
+    parser.add_argument("--parquet", action="store_true", help="also import it as Parquet")
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL", "")
     if not database_url.startswith(("postgres://", "postgresql://")):
@@ -204,6 +216,26 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM billing_costlineitem WHERE billing_import_id = %s", [imp.pk])
     imp.delete()
+    if args.parquet:
+        parquet = path.with_suffix(".parquet")
+        to_parquet(path, parquet)
+        latest = BillingImport.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        wall, peak_kb, summary = run_import(parquet, database_url)
+        imp = BillingImport.objects.filter(pk__gt=latest, file_name=parquet.name).get()
+        assert imp.finished_at and imp.started_at
+        inner = (imp.finished_at - imp.started_at).total_seconds()
+        print(
+            f"Parquet ({parquet.stat().st_size / 1024 / 1024:.1f} MB): {imp.rows_imported:,} rows "
+            f"in {inner:.2f} s = {imp.rows_imported / inner:,.0f} rows/s, peak RSS "
+            f"{peak_kb / 1024:.0f} MB, totals {imp.totals}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "DELETE FROM billing_costlineitem WHERE billing_import_id = %s", [imp.pk]
+            )
+        imp.delete()
+        if not args.keep:
+            parquet.unlink()
     if not args.keep:
         path.unlink()
 

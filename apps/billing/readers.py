@@ -176,7 +176,7 @@ class ParquetSource(Source):
 
         self.pa = pa
         try:
-            self.file = pq.ParquetFile(path)
+            self.file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
         except (pa.ArrowException, OSError) as exc:
             raise FileLevelError(f"Not a readable Parquet file: {exc}.") from None
         self.header = []
@@ -203,7 +203,9 @@ class ParquetSource(Source):
         top = sorted({self.top_level[name] for name in names})
         row = 0
         try:
-            for batch in self.file.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=top):
+            for batch in self.file.iter_batches(
+                batch_size=PARQUET_BATCH_ROWS, columns=top, use_threads=False
+            ):
                 table = pa.Table.from_batches([batch])
                 while any(pa.types.is_struct(f.type) for f in table.schema):
                     table = table.flatten()
@@ -225,8 +227,9 @@ def _flat_names(pa: Any, field: Any, prefix: str) -> Iterator[str]:
 
 
 def _decimal_safe(pa: Any, kind: Any) -> Any:
-    """The same Arrow type with every floating-point part turned into a string."""
-    if pa.types.is_floating(kind):
+    """The same Arrow type with every floating-point part turned into a string, and
+    timestamps too (ISO text, which the normalisers parse once per distinct value)."""
+    if pa.types.is_floating(kind) or pa.types.is_timestamp(kind):
         return pa.string()
     if pa.types.is_struct(kind):
         return pa.struct([f.with_type(_decimal_safe(pa, f.type)) for f in kind])
