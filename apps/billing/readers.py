@@ -69,6 +69,11 @@ def open_source(path: Path) -> Source:
         return ParquetSource(path)
     if magic[:2] == b"\x1f\x8b":
         return CsvSource(path, compressed=True)
+    if magic[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise FileLevelError(
+            'The file is UTF-16 text (Excel\'s "Unicode Text"): save it as "CSV UTF-8" '
+            "and import that."
+        )
     if magic == b"PK\x03\x04":
         raise FileLevelError(
             "This is a ZIP archive: unzip it and import the CSV or Parquet file inside."

@@ -3,6 +3,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django_htmx.http import HttpResponseClientRefresh
 
 from apps.accounts.roles import FINOPS
 from apps.billing.forms import BillingUploadForm, too_big_message
@@ -72,5 +73,8 @@ def import_detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """One import with its row-level error report; its status row alone for HTMX polling."""
     billing_import = get_object_or_404(BillingImport.objects.select_related("uploaded_by"), pk=pk)
     if request.htmx:
+        if not billing_import.in_progress and request.path in (request.htmx.current_url or ""):
+            # Polled from this import's own page: reload it, the error report is ready.
+            return HttpResponseClientRefresh()
         return render(request, "billing/partials/import_row.html", {"imp": billing_import})
     return render(request, "billing/import_detail.html", {"imp": billing_import})

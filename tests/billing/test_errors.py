@@ -104,6 +104,7 @@ def test_missing_required_column_is_named(tmp_path: Path):
         (b"", "The file is empty."),
         (b"PK\x03\x04rest-of-a-zip", "This is a ZIP archive: unzip it and import the CSV or"),
         (b"\n\n", "The file has no header row."),
+        ("BilledCost,x\n".encode("utf-16"), "The file is UTF-16 text (Excel's"),
     ],
 )
 def test_unreadable_files_fail_with_a_message(tmp_path: Path, content: bytes, message: str):

@@ -86,6 +86,9 @@ def test_a_queued_import_row_polls_until_it_is_done(client, finops):
     row = client.get(url, HTTP_HX_REQUEST="true").content.decode()
     assert row.startswith(f'<tr id="import-{imp.pk}" data-status="done">')
     assert '<td class="num">7</td>' in row
+    # Polled from the import's own page, a finished import reloads it (its error report).
+    reload = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL=f"http://testserver{url}")
+    assert (reload.status_code, reload["HX-Refresh"], reload.content) == (200, "true", b"")
 
 
 def test_detail_page_shows_the_row_error_report(client, finops, tmp_path: Path, settings):
