@@ -27,6 +27,7 @@ from psycopg.copy import QueuedLibpqWriter
 from apps.billing.errors import FileLevelError
 from apps.billing.models import BillingImport, CostLineItem, ImportSource, ImportStatus
 from apps.billing.normalise import NORMALISERS, Line, RowError
+from apps.billing.normalise.parsing import WIDE
 from apps.billing.pgcopy import COLUMNS as COPY_COLUMNS
 from apps.billing.pgcopy import CopyEncoder
 from apps.billing.readers import open_source
@@ -37,6 +38,7 @@ Progress = Callable[[int, int], None]
 PeriodKey = tuple[str, str, datetime]
 SQLITE_BATCH = 2000
 PROGRESS_EVERY = 5000
+ZERO = Decimal(0)
 # An upload still queued after this had its task lost (a broker outage): it is queued again.
 QUEUED_GRACE = timedelta(minutes=10)
 # Longer than the import task's time limit: an import running this long has died.
@@ -179,8 +181,8 @@ def billing_import_run(
                         continue
                     tally.imported += 1
                     currency = line.billing_currency
-                    tally.totals[currency] = (
-                        tally.totals.get(currency, Decimal(0)) + line.billed_cost
+                    tally.totals[currency] = WIDE.add(
+                        tally.totals.get(currency, ZERO), line.billed_cost
                     )
                     key = (line.provider, line.billing_account_id, line.billing_period_start)
                     tally.periods[key] = tally.periods.get(key, 0) + 1

@@ -140,3 +140,25 @@ def test_the_row_error_report_is_bounded(tmp_path: Path, settings):
 
     assert (imp.rows_imported, imp.rows_rejected, imp.row_errors_total) == (1, 12, 12)
     assert [e["line"] for e in imp.row_errors] == [3, 4, 5, 6, 7]
+
+
+def test_money_precision_and_range(tmp_path: Path):
+    path = write_csv(
+        tmp_path / "big.csv",
+        HEADER
+        + focus_row("12345678901234567.1234567890125")  # 17 + 13 digits: rounded to 12 places
+        + focus_row("1234567890123456789.5")  # 19 integer digits: out of range
+        + focus_row("0.0000000000005")  # below the 12th place: half-even to 0
+        + focus_row("-0.0000000000015"),  # half-even to -0.000000000002
+    )
+
+    imp = run_import(path, "focus")
+
+    assert (imp.rows_imported, imp.rows_rejected) == (3, 1)
+    assert imp.row_errors[0]["message"] == "out of range (more than 18 integer digits)"
+    assert sorted(CostLineItem.objects.values_list("billed_cost", flat=True)) == [
+        Decimal("-0.000000000002"),
+        Decimal("0"),
+        Decimal("12345678901234567.123456789012"),
+    ]
+    assert imp.totals == {"USD": "12345678901234567.12345678901"}

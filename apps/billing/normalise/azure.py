@@ -71,7 +71,7 @@ class AzureNormaliser(Normaliser):
         if list_cost is None and quantity is not None:
             price = p.money_or_none(v[ix["payg_price"]], nm["payg_price"])
             if price is not None:
-                list_cost = p.money(str(price * quantity), nm["payg_price"])
+                list_cost = p.money(p.WIDE.multiply(price, quantity), nm["payg_price"])
         return Line(
             provider="Microsoft",
             publisher="",

@@ -63,7 +63,7 @@ class GcpNormaliser(Normaliser):
         v, ix, nm, ts = values, self.ix, self.names, self.ts
         start = ts(v[ix["start"]], nm["start"])
         period = self._invoice_month(v[ix["invoice_month"]]) or p.month_start(start)
-        cost = p.money(v[ix["cost"]], nm["cost"]) + self._credits(v[ix["credits"]])
+        cost = p.WIDE.add(p.money(v[ix["cost"]], nm["cost"]), self._credits(v[ix["credits"]]))
         return Line(
             provider="Google Cloud",
             publisher="",
@@ -119,5 +119,5 @@ class GcpNormaliser(Normaliser):
         for item in items:
             if not isinstance(item, dict):
                 raise p.RowError(column, "credits must be a JSON array of {name, amount}")
-            total += p.money(item.get("amount"), f"{column}.amount")
+            total = p.WIDE.add(total, p.money(item.get("amount"), f"{column}.amount"))
         return total

@@ -8,7 +8,7 @@ always parsed from a string (or an exact Decimal/int) straight to Decimal.
 
 import json
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 # Literal markers exports use for "no value".
@@ -16,6 +16,9 @@ NULLS = frozenset({"", "NULL", "null", "Null", "None", "\\N"})
 # Matches the model's DecimalField(max_digits=30, decimal_places=12).
 MONEY_PLACES = Decimal("1e-12")
 MAX_INTEGER_DIGITS = 18
+# Arithmetic on money (sums, price x quantity) in 60 significant digits: the default context's
+# 28 would round a stored value's 30 digits, and a billion of them summed.
+WIDE = Context(prec=60)
 MAX_TAGS_CHARS = 32 * 1024
 MAX_TEXT_CHARS = 256
 MAX_RESOURCE_ID_CHARS = 4096
@@ -74,11 +77,11 @@ def money_or_none(value: Any, column: str) -> Decimal | None:
         raise RowError(column, f"not a decimal number: {excerpt(value)}")
     if not amount.is_finite():
         raise RowError(column, f"not a finite number: {excerpt(str(value))!r}")
-    if amount.as_tuple().exponent < -12:  # type: ignore[operator]
-        # Beyond the stored precision: a half-even rounding far below a cent.
-        amount = amount.quantize(MONEY_PLACES)
     if amount.adjusted() >= MAX_INTEGER_DIGITS:
         raise RowError(column, f"out of range (more than {MAX_INTEGER_DIGITS} integer digits)")
+    if amount.as_tuple().exponent < -12:  # type: ignore[operator]
+        # Beyond the stored precision: a half-even rounding far below a cent.
+        amount = amount.quantize(MONEY_PLACES, context=WIDE)
     return amount
 
 
