@@ -39,6 +39,7 @@ PeriodKey = tuple[str, str, datetime]
 SQLITE_BATCH = 2000
 PROGRESS_EVERY = 5000
 ZERO = Decimal(0)
+ROW_DATA_ERRORS = (ValueError, TypeError, ArithmeticError, RecursionError)
 # An upload still queued after this had its task lost (a broker outage): it is queued again.
 QUEUED_GRACE = timedelta(minutes=10)
 # Longer than the import task's time limit: an import running this long has died.
@@ -178,6 +179,11 @@ def billing_import_run(
                         _check_periods(line, normaliser)
                     except RowError as exc:
                         tally.reject(row, line_no, exc.column, exc.message)
+                        continue
+                    except ROW_DATA_ERRORS as exc:
+                        # A value no parser above foresaw: the row is refused, not the file.
+                        logger.warning("billing import %s row %s: %r", billing_import.pk, row, exc)
+                        tally.reject(row, line_no, "", f"unreadable row ({type(exc).__name__})")
                         continue
                     tally.imported += 1
                     currency = line.billing_currency

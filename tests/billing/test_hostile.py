@@ -124,3 +124,24 @@ def test_tabs_newlines_backslashes_and_unicode_survive_copy_verbatim(tmp_path: P
     row = CostLineItem.objects.get()
     assert row.resource_id == resource.strip()
     assert row.tags == tags
+
+
+def test_deeply_nested_json_and_timestamps_out_of_range_are_row_errors(tmp_path: Path):
+    deep = "[" * 15_000 + "]" * 15_000
+    path = write_csv(
+        tmp_path / "deep.csv",
+        HEADER
+        + focus_row("1.00", tags=deep)
+        + focus_row("2.00", charge="2026-10-02T00:00:00Z,0001-01-01T00:00:00+01:00")
+        + focus_row("3.00", charge="2026-10-02T00:00:00Z,2026-10-01T25:00:00Z")
+        + focus_row("4.00"),
+    )
+
+    imp = run_import(path, "focus")
+
+    assert (imp.status, imp.rows_imported, imp.rows_rejected) == ("done", 1, 3)
+    assert [(e["column"], e["message"][:30]) for e in imp.row_errors] == [
+        ("Tags", "tags are not valid JSON: '[[[["),
+        ("ChargePeriodStart", "timestamp out of range: '0001-"),
+        ("ChargePeriodStart", "not a timestamp: '2026-10-01T2"),
+    ]

@@ -109,7 +109,7 @@ class GcpNormaliser(Normaliser):
             try:
                 # Amounts straight to Decimal: never through a float.
                 items = json.loads(value, parse_float=Decimal, parse_int=Decimal)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise p.RowError(
                     column, f"credits are not valid JSON: {p.excerpt(value)!r}"
                 ) from None

@@ -103,7 +103,12 @@ class TimestampParser:
     def parse_or_none(self, value: Any, column: str) -> datetime | None:
         if isinstance(value, datetime):
             # Parquet timestamps without a zone are UTC by the exporters' convention.
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+            if value.tzinfo is None:
+                return value.replace(tzinfo=UTC)
+            try:
+                return value.astimezone(UTC)
+            except OverflowError:
+                raise RowError(column, f"timestamp out of range: {value}") from None
         if isinstance(value, date):
             return datetime(value.year, value.month, value.day, tzinfo=UTC)
         if value is None:
@@ -139,7 +144,12 @@ class TimestampParser:
             parsed = _us_date(candidate)
         if parsed is None:
             raise RowError(column, f"not a timestamp: {excerpt(text)!r}")
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 0001-01-01T00:00:00+01:00
+            raise RowError(column, f"timestamp out of range: {excerpt(text)!r}") from None
 
 
 def _us_date(text: str) -> datetime | None:
@@ -238,7 +248,7 @@ def tags(value: Any, column: str) -> dict[str, str]:
         if "\\u" in stripped:
             # An escaped lone surrogate ("\ud800") is valid JSON but not storable text.
             json.dumps(parsed, ensure_ascii=False).encode()
-    except (ValueError, UnicodeEncodeError):
+    except (ValueError, UnicodeEncodeError, RecursionError):
         raise RowError(column, f"tags are not valid JSON: {excerpt(value)!r}") from None
     if isinstance(parsed, dict):
         return {_tag_key(k): _tag_value(v) for k, v in parsed.items()}
