@@ -26,6 +26,7 @@ BENCHES = [
         ],
     ),
     ("import_events peak memory, 100k vs 1M lines", ["import_memory.py"]),
+    ("import_billing: 1 GB FOCUS CSV vs a csv.reader pass, peak RSS", ["billing_bench.py"]),
     ("policy decision with 200 rules vs one rule", ["policy_bench.py"]),
     ("POST /api/v1/actions at 200 req/s vs GET /api/v1/limits", ["actions_bench.py"]),
     ("approval queue page, 5,000 pending vs /healthz and its bare SQL", ["queue_bench.py"]),

@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "apps.assist",
     "apps.notifications",
     "apps.slo",
+    "apps.billing",
 ]
 
 MIDDLEWARE = [
@@ -275,6 +276,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "slo.promotion_suggest",
         "schedule": 24 * 3600.0,
     },
+    # Billing uploads whose task was lost are queued again; dead imports are marked failed.
+    "billing-imports-sweep": {
+        "task": "billing.imports_sweep",
+        "schedule": 300.0,
+    },
 }
 
 # Promotion suggestions: an agent that met every SLO over this many days, with this many actions.
@@ -379,6 +385,17 @@ if PROMETHEUS_URL:
 PROMETHEUS_TIMEOUT_SECONDS = env.float("PROMETHEUS_TIMEOUT_SECONDS", default=10.0)
 if not 0 < PROMETHEUS_TIMEOUT_SECONDS <= 120:
     raise ImproperlyConfigured("PROMETHEUS_TIMEOUT_SECONDS must be above 0 and at most 120.")
+
+# Billing imports (apps.billing). Uploads are kept under BILLING_UPLOAD_DIR, which the Celery
+# workers must see too (a shared volume when they run on other machines).
+BILLING_UPLOAD_DIR = Path(env.str("BILLING_UPLOAD_DIR", default=str(VAR_DIR / "billing-uploads")))
+BILLING_UPLOAD_MAX_BYTES = env.int("BILLING_UPLOAD_MAX_BYTES", default=2 * 1024**3)
+# Rejected rows kept in an import's error report (the total is always counted).
+BILLING_MAX_ROW_ERRORS = env.int("BILLING_MAX_ROW_ERRORS", default=1000)
+if BILLING_UPLOAD_MAX_BYTES < 1:
+    raise ImproperlyConfigured("BILLING_UPLOAD_MAX_BYTES must be a positive number of bytes.")
+if not 1 <= BILLING_MAX_ROW_ERRORS <= 100_000:
+    raise ImproperlyConfigured("BILLING_MAX_ROW_ERRORS must be between 1 and 100000.")
 
 OPSDASH_REQUIRE_SERVICES = env.bool("OPSDASH_REQUIRE_SERVICES", default=False)
 

@@ -34,6 +34,7 @@ urlpatterns = [
     path("policy/", include("apps.policy.urls")),
     path("slos/", include("apps.slo.urls")),
     path("notifications/", include("apps.notifications.urls")),
+    path("billing/", include("apps.billing.urls")),
     path("api/v1/", include((api_v1, "api"))),
     path("integrations/", include("apps.chatops.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

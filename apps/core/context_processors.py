@@ -3,7 +3,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from apps.accounts.roles import ADMIN, VIEWER, has_role, user_roles
+from apps.accounts.roles import ADMIN, FINOPS, VIEWER, has_role, user_roles
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
@@ -39,6 +39,8 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         queue = f"Approval queue ({state.pending})" if state.pending else "Approval queue"
         sections.append(("Actions", [("actions:queue", queue), ("actions:list", "Actions")]))
         sections.append(("Governance", [("policy:versions", "Policy")]))
+    if has_role(user, FINOPS):
+        sections.append(("Cost", [("billing:imports", "Billing imports")]))
     account = [("notifications:inbox", "Notifications"), ("accounts:tokens", "My API tokens")]
     if has_role(user, ADMIN):
         account.insert(0, ("fleet:agents", "Agents & tokens"))

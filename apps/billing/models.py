@@ -1,0 +1,153 @@
+"""Cloud bills normalised to FinOps FOCUS columns, and the imports they came from."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+# Money and quantities: 18 integer digits and 12 decimal places, so a sub-cent unit row
+# (AWS prices per second to 10 places) is stored exactly and sums stay exact to the cent.
+MONEY_DIGITS = 30
+MONEY_PLACES = 12
+
+
+class BillingFormat(models.TextChoices):
+    FOCUS = "focus", "FinOps FOCUS 1.0+"
+    AWS_CUR2 = "aws-cur2", "AWS CUR 2.0"
+    GCP = "gcp", "Google Cloud billing export"
+    AZURE = "azure", "Azure cost details export"
+
+
+class ImportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ImportSource(models.TextChoices):
+    UPLOAD = "upload", "Upload"
+    COMMAND = "command", "Command"
+
+
+class ChargeCategory(models.TextChoices):
+    """FOCUS ChargeCategory values; files spell them in any case."""
+
+    USAGE = "Usage"
+    PURCHASE = "Purchase"
+    TAX = "Tax"
+    CREDIT = "Credit"
+    ADJUSTMENT = "Adjustment"
+
+
+class BillingImport(models.Model):
+    """One billing file imported (or being imported), with its counts, totals and errors."""
+
+    file_name = models.CharField(max_length=255)
+    # Name inside BILLING_UPLOAD_STORAGE for an upload; empty for a file the command read.
+    stored_name = models.CharField(max_length=500, blank=True)
+    file_size = models.BigIntegerField(default=0)
+    format = models.CharField(max_length=16, choices=BillingFormat.choices)
+    source = models.CharField(
+        max_length=16, choices=ImportSource.choices, default=ImportSource.UPLOAD
+    )
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    rows_imported = models.BigIntegerField(default=0)
+    rows_rejected = models.BigIntegerField(default=0)
+    # Rows of earlier imports for the same provider / account / billing period, replaced.
+    rows_replaced = models.BigIntegerField(default=0)
+    # {"USD": "1234.560000000000"}: Decimal strings, never floats.
+    totals = models.JSONField(default=dict, blank=True)
+    # The replacement keys this import covered: [{"provider", "billing_account_id",
+    # "billing_period_start", "rows"}].
+    periods = models.JSONField(default=list, blank=True)
+    error_message = models.TextField(blank=True)
+    # First BILLING_MAX_ROW_ERRORS rejected rows: {"row", "line", "column", "message"}.
+    row_errors = models.JSONField(default=list, blank=True)
+    row_errors_total = models.BigIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="billing_imports",
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "created_at"], name="billing_import_status")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.file_name} ({self.status})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)
+
+
+class CostLineItem(models.Model):
+    """One billing row, normalised to FOCUS columns; team and agent are set by allocation."""
+
+    billing_import = models.ForeignKey(
+        BillingImport, on_delete=models.CASCADE, related_name="line_items"
+    )
+    # FOCUS ServiceProviderName (1.3) or ProviderName (1.0-1.2).
+    provider = models.CharField(max_length=128)
+    # FOCUS HostProviderName (1.3) or PublisherName (1.0-1.2); empty when not given.
+    publisher = models.CharField(max_length=128, blank=True)
+    billing_account_id = models.CharField(max_length=256)
+    # FOCUS SubAccountId: AWS usage account, GCP project, Azure subscription.
+    sub_account_id = models.CharField(max_length=256, blank=True)
+    billing_period_start = models.DateTimeField()
+    billing_period_end = models.DateTimeField()
+    charge_period_start = models.DateTimeField()
+    charge_period_end = models.DateTimeField()
+    charge_category = models.CharField(max_length=16, choices=ChargeCategory.choices)
+    billed_cost = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    effective_cost = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    # NULL: the file does not say (a GCP export without cost_at_list).
+    list_cost = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True
+    )
+    billing_currency = models.CharField(max_length=3)
+    service_name = models.CharField(max_length=256, blank=True)
+    resource_id = models.TextField(blank=True)
+    region_id = models.CharField(max_length=128, blank=True)
+    sku_id = models.CharField(max_length=256, blank=True)
+    consumed_quantity = models.DecimalField(
+        max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES, null=True, blank=True
+    )
+    consumed_unit = models.CharField(max_length=128, blank=True)
+    # FOCUS Tags: a JSON object of string keys to string values.
+    tags = models.JSONField(default=dict, blank=True)
+    team = models.ForeignKey(
+        "fleet.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        "fleet.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["charge_period_start"], name="billing_cli_charge_start"),
+            models.Index(
+                fields=["provider", "charge_period_start"], name="billing_cli_provider_start"
+            ),
+            # The replacement key: a restated bill deletes by it.
+            models.Index(
+                fields=["provider", "billing_account_id", "billing_period_start"],
+                name="billing_cli_period_key",
+            ),
+            models.Index(
+                fields=["service_name", "charge_period_start"], name="billing_cli_service"
+            ),
+        ]
+        # A GIN index on tags (key and containment queries) is created on PostgreSQL only,
+        # in migration 0002.
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.service_name} {self.billed_cost} {self.billing_currency}"
