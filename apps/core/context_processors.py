@@ -39,6 +39,7 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         queue = f"Approval queue ({state.pending})" if state.pending else "Approval queue"
         sections.append(("Actions", [("actions:queue", queue), ("actions:list", "Actions")]))
         sections.append(("Governance", [("policy:versions", "Policy")]))
+        sections.append(("Cost", [("costs:prices", "LLM prices")]))
     account = [("notifications:inbox", "Notifications"), ("accounts:tokens", "My API tokens")]
     if has_role(user, ADMIN):
         account.insert(0, ("fleet:agents", "Agents & tokens"))
