@@ -34,9 +34,10 @@ def _render(request: HttpRequest, form: ModelPriceForm, status: int = 200) -> Ht
 def prices(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
         initial = {"effective_from": timezone.now().strftime("%Y-%m-%d 00:00")}
-        model = request.GET.get("model", "")[:200]
-        if model:
-            initial["model"] = model
+        for name, limit in (("provider", 64), ("model", 200)):  # from "Add a price" links
+            value = request.GET.get(name, "")[:limit]
+            if value:
+                initial[name] = value
         return _render(request, ModelPriceForm(initial=initial))
     if not has_role(request.user, FINOPS):
         raise PermissionDenied("Only FinOps can add prices.")

@@ -124,3 +124,19 @@ def test_action_costs_sum_the_llm_calls_of_each_action(agent):
         "a3": ActionCost(cost_usd=Decimal("0.5"), energy_wh=Decimal("0.72")),
     }
     assert action_costs([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"COSTS_PUE": "0.8"}, "COSTS_PUE is total facility energy over IT energy: 1 or more."),
+        ({"COSTS_GRID_REGION": "atlantis"}, "COSTS_GRID_REGION 'atlantis' has no grid intensity"),
+        ({"COSTS_GRID_INTENSITY": "not json"}, ""),
+    ],
+)
+def test_a_bad_energy_setting_stops_the_boot(env, message):
+    from tests.test_settings import _django_setup
+
+    result = _django_setup(DEBUG="1", **env)
+    assert result.returncode != 0
+    assert message in result.stderr

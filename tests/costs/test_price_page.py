@@ -162,9 +162,9 @@ def test_unpriced_models_are_listed_with_a_link_to_price_them(client, finops, ag
     page = client.get(URL).content.decode()
     assert "Models without a price" in page
     assert '<td><code>mystery-9</code></td><td class="num">3</td>' in page
-    assert 'href="?model=mystery-9#add-price"' in page
-    prefilled = client.get(URL + "?model=mystery-9").content.decode()
-    assert 'value="mystery-9"' in prefilled
+    assert 'href="?provider=anthropic&amp;model=mystery-9#add-price"' in page
+    prefilled = client.get(URL + "?provider=acme&model=mystery-9").content.decode()
+    assert 'value="mystery-9"' in prefilled and 'value="acme"' in prefilled
 
 
 def test_the_page_costs_a_fixed_number_of_queries(client, finops, django_assert_max_num_queries):
@@ -174,3 +174,31 @@ def test_the_page_costs_a_fixed_number_of_queries(client, finops, django_assert_
     client.get(URL)
     with django_assert_max_num_queries(12):
         assert client.get(URL).status_code == 200
+
+
+def test_a_past_dated_price_reprices_the_stored_calls(
+    client, finops, agent, django_capture_on_commit_callbacks
+):
+    from opsdash.celery import app as celery_app
+
+    items = [call("test-haiku-1", ts=T0, input_tokens=1_000_000) for _ in range(2)]
+    ingest(*items)
+    client.force_login(finops)
+    saved = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(URL, form(effective_from="2026-10-01 00:00"))
+    finally:
+        celery_app.conf.task_always_eager = saved
+    assert response.status_code == 302
+    page = client.get(URL).content.decode()
+    assert "calls stored since then are being repriced." in page
+    from apps.costs.models import LlmUsage
+
+    # 1,000,000 input tokens x 1 USD per million
+    assert list(LlmUsage.objects.values_list("cost_usd", "cost_source")) == [
+        (Decimal("1"), "price_table"),
+        (Decimal("1"), "price_table"),
+    ]
+    assert "Models without a price" not in page
