@@ -39,7 +39,7 @@ rows through `llm_energy_estimate`'s caller, not change these coefficients.
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from apps.costs.patterns import pattern_matches, specificity
 
@@ -87,8 +87,7 @@ DEFAULT_GRID_INTENSITY: dict[str, Decimal] = {
 }
 
 
-@dataclass(frozen=True)
-class EnergyEstimate:
+class EnergyEstimate(NamedTuple):
     wh: Decimal
     gco2e: Decimal
     region: str

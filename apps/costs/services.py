@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from django.core.exceptions import ValidationError
@@ -39,6 +39,35 @@ class LlmCallRow:
     call: StoredLlmCall
 
 
+class UsageValues(NamedTuple):
+    """The columns of one LlmUsage row, in table order: the hot path builds these, not model
+    instances (a 23-field Model.__init__ per call costs more than the pricing itself)."""
+
+    event_id: uuid.UUID
+    ts: datetime
+    agent_id: int
+    team_id: int | None
+    action_id: str | None
+    incident_id: str | None
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    cache_read_tokens: int
+    batch: bool
+    token_convention: str
+    cost_usd: Decimal | None
+    cost_source: str
+    price_id: int | None
+    energy_wh: Decimal
+    energy_source: str
+    gco2e: Decimal
+    grid_region: str
+    priced_at: datetime
+
+
 def _reported_cost(data: dict[str, Any]) -> Decimal | None:
     # Ingest stored it as a decimal string (never a float); anything else is not a report.
     value = data.get("cost_usd")
@@ -58,52 +87,54 @@ def _price_book(calls: Sequence[LlmCallRow]) -> PriceBook:
     return PriceBook(ModelPrice.objects.filter(provider__in=providers, effective_from__lte=latest))
 
 
-def _usage(row: LlmCallRow, book: PriceBook, energy: EnergyConfig, now: datetime) -> LlmUsage:
+def _usage(row: LlmCallRow, book: PriceBook, energy: EnergyConfig, now: datetime) -> UsageValues:
     data = row.call.data
     provider = str(data.get("provider") or "anthropic")
     model = str(data.get("model") or "")
     tokens = token_usage(data)
     reported = _reported_cost(data)
-    price = None
+    price_id = None
     if reported is not None:
         cost: Decimal | None = reported
         source = CostSource.REPORTED
     else:
         price = book.price_for(provider, model, row.call.ts)
-        cost = usage_cost(tokens, price) if price is not None else None
-        source = CostSource.PRICE_TABLE if price is not None else CostSource.UNPRICED
+        if price is None:
+            cost, source = None, CostSource.UNPRICED
+        else:
+            cost, source, price_id = usage_cost(tokens, price), CostSource.PRICE_TABLE, price.pk
     region = data.get("region")
     estimate = llm_energy_estimate(
         tokens, model, region if isinstance(region, str) else None, energy
     )
-    return LlmUsage(
-        event_id=row.event_id,
-        ts=row.call.ts,
-        agent_id=row.agent_id,
-        team_id=row.team_id,
-        action_id=row.call.action_id,
-        incident_id=row.call.incident_id,
-        provider=provider,
-        model=model,
-        input_tokens=tokens.input,
-        output_tokens=tokens.output,
-        cache_write_5m_tokens=tokens.cache_write_5m,
-        cache_write_1h_tokens=tokens.cache_write_1h,
-        cache_read_tokens=tokens.cache_read,
-        batch=tokens.batch,
-        token_convention=tokens.convention,
-        cost_usd=cost,
-        cost_source=source,
-        price=price,
-        energy_wh=estimate.wh,
-        energy_source=EnergySource.ESTIMATED,
-        gco2e=estimate.gco2e,
-        grid_region=estimate.region,
-        priced_at=now,
+    return UsageValues(
+        row.event_id,
+        row.call.ts,
+        row.agent_id,
+        row.team_id,
+        row.call.action_id,
+        row.call.incident_id,
+        provider,
+        model,
+        tokens.input,
+        tokens.output,
+        tokens.cache_write_5m,
+        tokens.cache_write_1h,
+        tokens.cache_read,
+        tokens.batch,
+        tokens.convention,
+        cost,
+        source,
+        price_id,
+        estimate.wh,
+        EnergySource.ESTIMATED,
+        estimate.gco2e,
+        estimate.region,
+        now,
     )
 
 
-def llm_usage_compute(calls: Sequence[LlmCallRow]) -> list[LlmUsage]:
+def llm_usage_compute(calls: Sequence[LlmCallRow]) -> list[UsageValues]:
     """Unsaved usage rows for these calls, priced and estimated; one query (the prices)."""
     if not calls:
         return []
@@ -133,31 +164,7 @@ def llm_usage_record(*, events: Iterable[IngestedEvent]) -> int:
     return _usage_insert(llm_usage_compute(calls))
 
 
-_COLUMNS = (
-    "event_id",
-    "ts",
-    "agent_id",
-    "team_id",
-    "action_id",
-    "incident_id",
-    "provider",
-    "model",
-    "input_tokens",
-    "output_tokens",
-    "cache_write_5m_tokens",
-    "cache_write_1h_tokens",
-    "cache_read_tokens",
-    "batch",
-    "token_convention",
-    "cost_usd",
-    "cost_source",
-    "price_id",
-    "energy_wh",
-    "energy_source",
-    "gco2e",
-    "grid_region",
-    "priced_at",
-)
+_COLUMNS = UsageValues._fields
 _TYPES = (
     "uuid",
     "timestamptz",
@@ -188,7 +195,7 @@ _ARRAYS = ", ".join(f"%b::{t}[]" for t in _TYPES)
 _PG_INSERT = f"INSERT INTO costs_llmusage ({', '.join(_COLUMNS)}) SELECT * FROM unnest({_ARRAYS}) ON CONFLICT (event_id) DO NOTHING"  # noqa: S608
 
 
-def _usage_insert(rows: list[LlmUsage]) -> int:
+def _usage_insert(rows: list[UsageValues]) -> int:
     if not rows:
         return 0
     if connection.vendor == "postgresql":
@@ -198,12 +205,18 @@ def _usage_insert(rows: list[LlmUsage]) -> int:
         with psycopg.Cursor(connection.connection) as cursor:
             cursor.execute(
                 _PG_INSERT,
-                [[getattr(r, name) for r in rows] for name in _COLUMNS],
+                [list(column) for column in zip(*rows, strict=True)],
                 prepare=True,
             )
             return int(cursor.rowcount)
-    created = LlmUsage.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(created)
+    existing = set(
+        LlmUsage.objects.filter(event_id__in=[r.event_id for r in rows]).values_list(
+            "event_id", flat=True
+        )
+    )
+    fresh = [LlmUsage(**r._asdict()) for r in rows if r.event_id not in existing]
+    LlmUsage.objects.bulk_create(fresh, ignore_conflicts=True)
+    return len(fresh)
 
 
 # --- Repricing ---------------------------------------------------------------------------------
@@ -259,7 +272,7 @@ def _reprice_chunk(events: list[Event], result: RepriceResult) -> None:
             LlmCallRow(event_id=e.id, agent_id=e.agent_id, team_id=e.agent.team_id, call=e)
             for e in events
         ]
-        fresh: list[LlmUsage] = []
+        fresh: list[UsageValues] = []
         changed: list[LlmUsage] = []
         for new in llm_usage_compute(rows):
             result.examined += 1
@@ -280,7 +293,8 @@ def _reprice_chunk(events: list[Event], result: RepriceResult) -> None:
         result.created += _usage_insert(fresh)
         LlmUsage.objects.bulk_update(changed, ["cost_usd", "cost_source", "price", "priced_at"])
         result.repriced += len(changed)
-        touched = {u.action_id for u in [*fresh, *changed] if u.action_id}
+        touched = {u.action_id for u in fresh if u.action_id}
+        touched |= {u.action_id for u in changed if u.action_id}
     # The actions' cost_per_action facts follow, after the prices are committed.
     from apps.slo.rollups import slo_actions_refresh
 

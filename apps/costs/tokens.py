@@ -14,8 +14,7 @@ Whatever the convention, a usage row stores Anthropic's meaning: uncached input,
 writes, 1-hour writes and reads as four disjoint classes, each priced at its own rate.
 """
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import models
 
@@ -25,8 +24,7 @@ class TokenConvention(models.TextChoices):
     OTEL = "otel", "OpenTelemetry GenAI: input_tokens includes cache reads and writes"
 
 
-@dataclass(frozen=True)
-class TokenUsage:
+class TokenUsage(NamedTuple):
     """The four disjoint input classes and the output of one call, in Anthropic's meaning."""
 
     input: int
