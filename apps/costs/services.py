@@ -104,6 +104,9 @@ def _usage(row: LlmCallRow, book: PriceBook, energy: EnergyConfig, now: datetime
         else:
             cost, source, price_id = usage_cost(tokens, price), CostSource.PRICE_TABLE, price.pk
     region = data.get("region")
+    # Seam for measured energy: self-hosted models will take Wh from GPU power (DCGM through
+    # Prometheus) shared by tokens, written later with energy_source MEASURED; until then
+    # every figure is the coefficient estimate and says so.
     estimate = llm_energy_estimate(
         tokens, model, region if isinstance(region, str) else None, energy
     )
@@ -165,31 +168,25 @@ def llm_usage_record(*, events: Iterable[IngestedEvent]) -> int:
 
 
 _COLUMNS = UsageValues._fields
-_TYPES = (
-    "uuid",
-    "timestamptz",
-    "bigint",
-    "bigint",
-    "text",
-    "text",
-    "text",
-    "text",
-    "bigint",
-    "bigint",
-    "bigint",
-    "bigint",
-    "bigint",
-    "boolean",
-    "text",
-    "numeric",
-    "text",
-    "bigint",
-    "numeric",
-    "text",
-    "numeric",
-    "text",
-    "timestamptz",
-)
+_PG_TYPES = {
+    "event_id": "uuid",
+    "ts": "timestamptz",
+    "priced_at": "timestamptz",
+    "agent_id": "bigint",
+    "team_id": "bigint",
+    "price_id": "bigint",
+    "input_tokens": "bigint",
+    "output_tokens": "bigint",
+    "cache_write_5m_tokens": "bigint",
+    "cache_write_1h_tokens": "bigint",
+    "cache_read_tokens": "bigint",
+    "batch": "boolean",
+    "cost_usd": "numeric",
+    "energy_wh": "numeric",
+    "gco2e": "numeric",
+}
+# Every other column is text; a new numeric column must be named above or the insert fails.
+_TYPES = tuple(_PG_TYPES.get(name, "text") for name in _COLUMNS)
 # Column and type names are the constants above, never input.
 _ARRAYS = ", ".join(f"%b::{t}[]" for t in _TYPES)
 _PG_INSERT = f"INSERT INTO costs_llmusage ({', '.join(_COLUMNS)}) SELECT * FROM unnest({_ARRAYS}) ON CONFLICT (event_id) DO NOTHING"  # noqa: S608
