@@ -9,6 +9,8 @@ from apps.costs.models import PRICE_FIELDS, LlmUsage, ModelPrice
 
 
 class ModelPriceAdminForm(forms.ModelForm):
+    source_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
+
     class Meta:
         model = ModelPrice
         fields = [

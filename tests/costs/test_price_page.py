@@ -202,3 +202,30 @@ def test_a_past_dated_price_reprices_the_stored_calls(
         (Decimal("1"), "price_table"),
     ]
     assert "Models without a price" not in page
+
+
+def admin_form(**overrides: Any) -> dict[str, str]:
+    data = form(**overrides)
+    data.update({"effective_from_0": "2026-12-01", "effective_from_1": "00:00:00"})
+    del data["effective_from"]
+    return data
+
+
+def test_the_django_admin_adds_rows_under_the_same_history_rules(client, django_user_model):
+    root = django_user_model.objects.create_superuser("root", password="pw-for-tests-1")
+    client.force_login(root)
+    url = "/admin/costs/modelprice/add/"
+    assert client.post(url, admin_form()).status_code == 302
+    row = ModelPrice.objects.get(model="test-haiku*")
+    assert (row.effective_from, row.created_by) == (datetime(2026, 12, 1, tzinfo=UTC), root)
+    clash = client.post(url, admin_form(input_usd_per_mtok="2"))
+    assert clash.status_code == 200  # the form again, with the reason
+    assert "already has a price from 2026-12-01 00:00 UTC" in clash.content.decode()
+    assert ModelPrice.objects.filter(model="test-haiku*").count() == 1
+    # History is never edited in the admin either.
+    change = client.post(
+        f"/admin/costs/modelprice/{row.pk}/change/", admin_form(input_usd_per_mtok="9")
+    )
+    assert change.status_code == 403
+    row.refresh_from_db()
+    assert row.input_usd_per_mtok == Decimal("1")
