@@ -13,8 +13,9 @@ inference multiplier.
 
 Patterns end in * to cover dated ids (claude-sonnet-4-5 and claude-sonnet-4-5-20250929);
 Claude Sonnet 5 and Opus 5 are exact names, or their prefix would also price 5.5 models.
-Effective from 2024-01-01: before every model here but Claude 3 Opus and Haiku (2024-03), and
-no list price of these model names changed since their release as far as the page shows.
+Effective from 2024-01-01, before every model here but Claude 3 Opus and Haiku (2024-03): only
+today's list price is seeded; earlier price changes of a model (if any) were not checked. To
+record one, correct the 2024 row to the old price and add a row from the day it changed.
 """
 
 from datetime import UTC, datetime
