@@ -13,6 +13,10 @@ MODEL_PATTERN = RegexValidator(
     "A model name (letters, digits, . _ : / @ [ ] -), optionally ending in * to match every "
     "name starting with it.",
 )
+PROVIDER = RegexValidator(
+    r"^[a-z0-9][a-z0-9._-]*$",
+    "A provider name in lower case, as llm_calls send it (anthropic, openai, aws-bedrock).",
+)
 PRICE_LABELS = {
     "input_usd_per_mtok": "Input",
     "output_usd_per_mtok": "Output",
@@ -41,7 +45,7 @@ def _price_field(label: str) -> forms.DecimalField:
 class ModelPriceForm(forms.Form):
     """A new price row (or a correction of one); the service checks the history rules."""
 
-    provider = forms.CharField(max_length=64, initial="anthropic", validators=[MODEL_PATTERN])
+    provider = forms.CharField(max_length=64, initial="anthropic", validators=[PROVIDER])
     model = forms.CharField(
         max_length=200,
         validators=[MODEL_PATTERN],

@@ -82,14 +82,15 @@ def _reported_cost(data: dict[str, Any]) -> Decimal | None:
 
 def _price_book(calls: Sequence[LlmCallRow]) -> PriceBook:
     """One query: every price row of the providers in play effective by the latest call."""
-    providers = {str(r.call.data.get("provider") or "anthropic") for r in calls}
+    providers = {str(r.call.data.get("provider") or "anthropic").lower() for r in calls}
     latest = max(r.call.ts for r in calls)
     return PriceBook(ModelPrice.objects.filter(provider__in=providers, effective_from__lte=latest))
 
 
 def _usage(row: LlmCallRow, book: PriceBook, energy: EnergyConfig, now: datetime) -> UsageValues:
     data = row.call.data
-    provider = str(data.get("provider") or "anthropic")
+    # Providers are matched in lower case (agents write "Anthropic" as often as "anthropic").
+    provider = str(data.get("provider") or "anthropic").lower()
     model = str(data.get("model") or "")
     tokens = token_usage(data)
     reported = _reported_cost(data)

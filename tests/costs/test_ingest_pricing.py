@@ -109,6 +109,13 @@ def test_an_exact_model_name_beats_a_prefix(agent):
     assert usage(other).cost_usd == Decimal("3")
 
 
+def test_the_provider_matches_whatever_its_case(agent):
+    make_price()
+    item = call(ts=T0, provider="Anthropic", input_tokens=1_000_000)
+    ingest(item)
+    assert (usage(item).provider, usage(item).cost_usd) == ("anthropic", Decimal("3"))
+
+
 def test_an_unknown_model_is_stored_unpriced_and_listed(agent):
     make_price()
     items = [

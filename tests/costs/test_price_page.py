@@ -95,6 +95,7 @@ def test_people_without_a_role_and_anonymous_visitors_are_kept_out(client, outsi
         ({"effective_from": "next tuesday"}, "effective_from", "Enter a date and time as"),
         ({"model": "x'; DROP TABLE costs_modelprice;--"}, "model", "A model name (letters"),
         ({"model": ""}, "model", "This field is required."),
+        ({"provider": "Anthropic*"}, "provider", "A provider name in lower case"),
     ],
 )
 def test_hostile_input_gets_a_clear_error_and_saves_nothing(
