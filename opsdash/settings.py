@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "apps.notifications",
     "apps.slo",
     "apps.billing",
+    "apps.costs",
 ]
 
 MIDDLEWARE = [
@@ -304,6 +305,26 @@ INGEST_MAX_EVENT_BYTES = env.int("INGEST_MAX_EVENT_BYTES", default=256 * 1024)
 INGEST_MAX_FUTURE_SKEW_SECONDS = env.int("INGEST_MAX_FUTURE_SKEW_SECONDS", default=300)
 # Django's own body cap must not be lower than ours, or it would answer first with a 400.
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES + 1024
+
+# Energy estimates (apps.costs.energy, where the defaults and their sources are): data-centre
+# PUE, the grid region whose intensity prices gCO2e when an llm_call names none, extra grid
+# intensities {"region": gCO2e/kWh} and per-model coefficients
+# [{"model": "claude-haiku-*", "input_wh_per_1k": "0.1", "output_wh_per_1k": "0.3"}] as JSON.
+COSTS_PUE = env.str("COSTS_PUE", default="1.2")
+COSTS_GRID_REGION = env.str("COSTS_GRID_REGION", default="world")
+COSTS_GRID_INTENSITY = env.json("COSTS_GRID_INTENSITY", default={})
+COSTS_ENERGY_COEFFICIENTS = env.json("COSTS_ENERGY_COEFFICIENTS", default=[])
+try:
+    from apps.costs.energy import energy_config_check
+
+    energy_config_check(
+        pue=COSTS_PUE,
+        region=COSTS_GRID_REGION,
+        grid=COSTS_GRID_INTENSITY,
+        coefficients=COSTS_ENERGY_COEFFICIENTS,
+    )
+except ValueError as _exc:
+    raise ImproperlyConfigured(str(_exc)) from _exc
 
 
 def env_http_url(name: str, default: str) -> str:

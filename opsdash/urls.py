@@ -33,6 +33,7 @@ urlpatterns = [
     path("assist/", include("apps.assist.urls")),
     path("policy/", include("apps.policy.urls")),
     path("slos/", include("apps.slo.urls")),
+    path("costs/", include("apps.costs.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path("billing/", include("apps.billing.urls")),
     path("api/v1/", include((api_v1, "api"))),

@@ -3,7 +3,7 @@
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Case, Count, F, IntegerField, Q, QuerySet, Value, When
@@ -319,6 +319,9 @@ class TimelineItem:
     from_incident: bool
     # (field, text, is_json) for the bodies shown folded.
     bodies: list[tuple[str, str, bool]] = field(default_factory=list)
+    # An llm_call's cost as stored at ingest (apps.costs): "" when unpriced.
+    cost_usd: str = ""
+    cost_source: str = ""
 
     @property
     def label(self) -> str:
@@ -347,6 +350,7 @@ class LlmTotals:
     latency_ms: float = 0.0
     cost_usd: Decimal = Decimal(0)
     unpriced: int = 0
+    energy_wh: Decimal = Decimal(0)
 
 
 def action_get(*, action_id: str, user: object) -> Action:
@@ -391,10 +395,23 @@ def action_timeline(*, action: Action, user: object) -> tuple[list[TimelineItem]
 
 
 def llm_totals(items: list[TimelineItem]) -> LlmTotals:
+    """Tokens from the events; cost and estimated energy from their usage rows (one query),
+    which also label each call's cost on the timeline."""
+    from apps.costs.models import LlmUsage
+
+    calls = [item for item in items if item.event.type == EventType.LLM_CALL]
+    usages = (
+        {
+            u.event_id: u
+            for u in LlmUsage.objects.filter(event_id__in=[i.event.pk for i in calls]).only(
+                "event_id", "cost_usd", "cost_source", "energy_wh"
+            )
+        }
+        if calls
+        else {}
+    )
     totals = LlmTotals()
-    for item in items:
-        if item.event.type != EventType.LLM_CALL:
-            continue
+    for item in calls:
         data = item.event.data
         totals.calls += 1
         totals.input_tokens += int(data.get("input_tokens") or 0)
@@ -403,10 +420,15 @@ def llm_totals(items: list[TimelineItem]) -> LlmTotals:
             data.get("cache_creation_input_tokens") or 0
         )
         totals.latency_ms += float(data.get("latency_ms") or 0)
-        try:
-            totals.cost_usd += Decimal(str(data["cost_usd"]))
-        except (KeyError, InvalidOperation, TypeError):
+        usage = usages.get(item.event.pk)
+        if usage is not None:
+            totals.energy_wh += usage.energy_wh
+            item.cost_source = usage.cost_source
+        if usage is None or usage.cost_usd is None:
             totals.unpriced += 1
+        else:
+            totals.cost_usd += usage.cost_usd
+            item.cost_usd = format(usage.cost_usd.normalize(), "f")
     return totals
 
 

@@ -55,7 +55,12 @@ class ContextData(Struct):
 
 
 class LlmCallData(Struct):
-    """One model call. Token counts follow Anthropic's usage block: input excludes cache tokens."""
+    """One model call. By default token counts follow Anthropic's usage block, where
+    `input_tokens` excludes cache reads and writes; `usage_convention: "otel"` says they follow
+    OpenTelemetry GenAI, where `input_tokens` (gen_ai.usage.input_tokens) includes them.
+    `cache_creation_input_tokens` counts every cache write; `cache_creation_1h_input_tokens`
+    the part of them with a 1-hour TTL. Without `cost_usd`, opsdash prices the call from its
+    price table (apps.costs)."""
 
     model: Annotated[str, Meta(min_length=1, max_length=200)]
     input_tokens: NonNegInt
@@ -65,6 +70,17 @@ class LlmCallData(Struct):
     cache_creation_input_tokens: NonNegInt = 0
     cache_creation_1h_input_tokens: NonNegInt = 0
     cache_read_input_tokens: NonNegInt = 0
+    usage_convention: Literal["anthropic", "otel"] = "anthropic"
+    batch: Annotated[
+        bool, Meta(description="Sent through the Message Batches API (batch-discounted).")
+    ] = False
+    region: (
+        Annotated[
+            str,
+            Meta(max_length=64, description="Grid region of the inference, for gCO2e (e.g. `fr`)."),
+        ]
+        | None
+    ) = None
     cost_usd: Decimal | None = None
     reservation_id: Ident | None = None
     stop_reason: ShortText | None = None

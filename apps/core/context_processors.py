@@ -39,8 +39,11 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         queue = f"Approval queue ({state.pending})" if state.pending else "Approval queue"
         sections.append(("Actions", [("actions:queue", queue), ("actions:list", "Actions")]))
         sections.append(("Governance", [("policy:versions", "Policy")]))
-    if has_role(user, FINOPS):
-        sections.append(("Cost", [("billing:imports", "Billing imports")]))
+    cost = [("billing:imports", "Billing imports")] if has_role(user, FINOPS) else []
+    if user_roles(user):  # anyone with a role may read the price table
+        cost.append(("costs:prices", "LLM prices"))
+    if cost:
+        sections.append(("Cost", cost))
     account = [("notifications:inbox", "Notifications"), ("accounts:tokens", "My API tokens")]
     if has_role(user, ADMIN):
         account.insert(0, ("fleet:agents", "Agents & tokens"))

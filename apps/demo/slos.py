@@ -97,7 +97,7 @@ DEMO_SLOS: list[DemoSlo] = [
         SliKind.COST_PER_ACTION,
         "0.90",
         threshold="0.50",
-        description="Shows no data until action costs are attributed (the cost issue).",
+        description="The LLM cost of each action: its llm_calls, priced from the price table.",
     ),
     DemoSlo(
         "cost-sweeper-acceptance",

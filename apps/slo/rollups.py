@@ -130,11 +130,15 @@ class _Matcher:
 
 # --- The consumer -------------------------------------------------------------------------
 
+# An llm_call moves its action's cost and energy (cost_per_action, energy_per_action) even
+# though it does not fold into the Action read model.
+APPLIED_TYPES = FOLDED_TYPES | {EventType.LLM_CALL}
+
 
 def slo_apply(seals: Sequence[LedgerSeal]) -> None:
     """Derived consumer "slo": applies newly sealed batches to incidents, facts and rollups."""
     rows = (
-        Event.objects.filter(batch_id__in=[s.batch_id for s in seals], type__in=FOLDED_TYPES)
+        Event.objects.filter(batch_id__in=[s.batch_id for s in seals], type__in=APPLIED_TYPES)
         .filter(Q(action_id__isnull=False) | Q(incident_id__isnull=False))
         .values_list(
             "id", "ts", "agent_id", "type", "action_id", "incident_id", "agent_version", "data"
@@ -326,6 +330,17 @@ def rollups_add(deltas: dict[tuple[int, datetime], tuple[int, int]]) -> None:
 
 
 # --- Rebuilds ------------------------------------------------------------------------------
+
+
+def slo_actions_refresh(*, action_ids: Iterable[str]) -> int:
+    """Recomputes the facts of these actions now (their cost changed outside ingest, e.g. a
+    price correction), under the consumer's lock; returns how many facts changed."""
+    ids = set(action_ids)
+    if not ids:
+        return 0
+    with transaction.atomic():
+        consumer_cursor_locked()
+        return subjects_refresh(action_ids=ids)
 
 
 def consumer_cursor_locked() -> DerivedCursor:

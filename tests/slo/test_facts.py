@@ -13,7 +13,9 @@ from apps.audit.canonical import encode_json
 from apps.audit.models import EventSource
 from apps.audit.services.derived import derived_catch_up
 from apps.audit.services.ingest import ALL_TYPES, agent_lookup_cache, event_batch_ingest
+from apps.costs.models import ModelPrice
 from apps.slo.models import SliFact
+from apps.slo.rollups import rollups_rebuild_all
 from tests.conftest import event
 
 pytestmark = pytest.mark.django_db
@@ -315,8 +317,44 @@ def test_facts_carry_agent_team_and_the_proposals_version(agent):
     )
 
 
-def test_cost_and_energy_have_no_facts_until_costs_exist(agent):
-    ingest(alert(at(0)), proposal("k1", at(10)))
+def llm(action: str, ts: datetime, model: str = "test-model", **tokens: int):
+    data = {"model": model, "input_tokens": 0, "output_tokens": 0, "latency_ms": 800} | tokens
+    return event(type="llm_call", data=data, ts=ts, action_id=action)
+
+
+def test_cost_and_energy_facts_sum_the_actions_llm_calls(agent):
+    ModelPrice.objects.create(
+        provider="anthropic",
+        model="test-model",
+        effective_from=T0,
+        input_usd_per_mtok=Decimal("3"),
+        output_usd_per_mtok=Decimal("15"),
+        cache_write_5m_usd_per_mtok=Decimal("3.75"),
+        cache_write_1h_usd_per_mtok=Decimal("6"),
+        cache_read_usd_per_mtok=Decimal("0.3"),
+    )
+    ingest(alert(at(0)), proposal("k1", at(10)), proposal("k2", at(20)), proposal("k3", at(30)))
     apply()
+    # No llm_call yet: no action's cost is known.
     assert facts("cost_per_action") == {}
     assert facts("energy_per_action") == {}
+    # The calls arrive after the proposals (as they do): their actions' facts follow.
+    ingest(
+        llm("k1", at(40), input_tokens=1000, output_tokens=500),
+        llm("k1", at(50), input_tokens=2000),
+        llm("k2", at(60), model="no-price-model", output_tokens=100),
+    )
+    apply()
+    # k1: (1,000 x 3 + 500 x 15 + 2,000 x 3) / 1e6 = 16,500 / 1e6 = 0.0165 USD; k2 has an
+    # unpriced call, so its cost is unknown; k3 has no calls.
+    assert facts("cost_per_action") == {"k1": (m(10), None, Decimal("0.016500"))}
+    # Energy (0.22 Wh per 1k input, 0.6 per 1k output, PUE 1.2):
+    # k1: (3 x 0.22 + 0.5 x 0.6) x 1.2 = 1.152 Wh; k2: 0.1 x 0.6 x 1.2 = 0.072 Wh
+    assert facts("energy_per_action") == {
+        "k1": (m(10), None, Decimal("1.152000")),
+        "k2": (m(20), None, Decimal("0.072000")),
+    }
+    # A rebuild from the read models gives the same facts.
+    before = (facts("cost_per_action"), facts("energy_per_action"))
+    rollups_rebuild_all()
+    assert (facts("cost_per_action"), facts("energy_per_action")) == before

@@ -106,8 +106,34 @@ def _scrub_normalise(value: Any) -> Any:
     return value
 
 
+def _llm_tokens_check(typed: Any) -> None:
+    writes = typed.cache_creation_input_tokens
+    if typed.cache_creation_1h_input_tokens > writes:
+        raise ItemError(
+            {
+                "data.cache_creation_1h_input_tokens": [
+                    "The 1-hour cache writes are part of cache_creation_input_tokens (all cache "
+                    f"writes), so they cannot exceed it ({writes})."
+                ]
+            }
+        )
+    cached = writes + typed.cache_read_input_tokens
+    if typed.usage_convention == "otel" and typed.input_tokens < cached:
+        raise ItemError(
+            {
+                "data.input_tokens": [
+                    "With usage_convention otel, input_tokens includes cache reads and writes, "
+                    f"so it cannot be less than their sum ({cached}). Anthropic's counts "
+                    "exclude them: send usage_convention anthropic."
+                ]
+            }
+        )
+
+
 def _post_validate(event_type: str, data: dict[str, Any], typed: Any) -> None:
     """Rules the schema cannot say; money is kept as a decimal string, never a float."""
+    if event_type == EventType.LLM_CALL:
+        _llm_tokens_check(typed)
     cost = getattr(typed, "cost_usd", None)
     if cost is not None:
         if not cost.is_finite() or cost < 0:

@@ -29,6 +29,7 @@ from apps.audit.services.event_prepare import (
 )
 from apps.audit.services.event_store import events_insert, known_hashes
 from apps.audit.services.ledger import ledger_batch_seal
+from apps.costs.services import llm_usage_record
 from apps.fleet.models import Agent
 
 __all__ = [
@@ -187,6 +188,8 @@ def _store(
         if not fresh:
             return
 
+        # Priced in this transaction: a budget reading spend sees every committed llm_call.
+        llm_usage_record(events=fresh)
         actions_apply_facts(
             actions=actions, facts=_facts(fresh), agents={e.agent.pk: e.agent for e in fresh}
         )

@@ -1,0 +1,212 @@
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from apps.costs.tokens import TokenConvention
+
+PRICE_FIELDS = (
+    "input_usd_per_mtok",
+    "output_usd_per_mtok",
+    "cache_write_5m_usd_per_mtok",
+    "cache_write_1h_usd_per_mtok",
+    "cache_read_usd_per_mtok",
+)
+
+
+def price_field() -> models.DecimalField:
+    # USD per million tokens; six decimals keep sub-cent list prices such as $0.03 exact.
+    return models.DecimalField(max_digits=12, decimal_places=6)
+
+
+class ModelPriceQuerySet(models.QuerySet):
+    def current(self) -> "ModelPriceQuerySet":
+        """Rows not superseded by a correction (the ones pricing uses)."""
+        return self.filter(correction__isnull=True)
+
+
+class ModelPrice(models.Model):
+    """One list price of a model (or of every model whose name starts with a prefix) from a
+    moment on; never edited in place: a new price, or a correction of one, is a new row."""
+
+    provider = models.CharField(max_length=64, default="anthropic")
+    model = models.CharField(
+        max_length=200,
+        help_text="The exact model name, or a prefix ending in * for versioned names "
+        "(claude-sonnet-4-5* matches claude-sonnet-4-5-20250929).",
+    )
+    effective_from = models.DateTimeField()
+    input_usd_per_mtok = price_field()
+    output_usd_per_mtok = price_field()
+    cache_write_5m_usd_per_mtok = price_field()
+    cache_write_1h_usd_per_mtok = price_field()
+    cache_read_usd_per_mtok = price_field()
+    # The share taken off every token class of a Message Batches call: 0.5 = half price.
+    batch_discount = models.DecimalField(max_digits=5, decimal_places=4, default=Decimal("0"))
+    # A correction carries the same provider, model and effective date as the row it replaces;
+    # the replaced row stays, so what was charged before the correction can still be explained.
+    corrects = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="correction"
+    )
+    source_url = models.URLField(max_length=500, blank=True)
+    note = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = ModelPriceQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["provider", "model", "-effective_from", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "model", "effective_from"],
+                condition=Q(corrects__isnull=True),
+                name="model_price_one_original_per_date",
+            ),
+            models.CheckConstraint(
+                condition=Q(input_usd_per_mtok__gte=0)
+                & Q(output_usd_per_mtok__gte=0)
+                & Q(cache_write_5m_usd_per_mtok__gte=0)
+                & Q(cache_write_1h_usd_per_mtok__gte=0)
+                & Q(cache_read_usd_per_mtok__gte=0),
+                name="model_price_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(batch_discount__gte=0) & Q(batch_discount__lte=1),
+                name="model_price_batch_discount_share",
+            ),
+            models.CheckConstraint(
+                condition=~Q(corrects=F("id")), name="model_price_not_self_correcting"
+            ),
+        ]
+        indexes = [models.Index(fields=["provider", "effective_from"], name="model_price_lookup")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+
+class CostSource(models.TextChoices):
+    REPORTED = "reported", "reported by the agent"
+    PRICE_TABLE = "price_table", "priced from the table"
+    UNPRICED = "unpriced", "no price for the model"
+
+
+class EnergySource(models.TextChoices):
+    MEASURED = "measured", "measured"
+    ESTIMATED = "estimated", "estimated"
+
+
+class LlmUsageQuerySet(models.QuerySet):
+    def in_window(self, start: object = None, end: object = None) -> "LlmUsageQuerySet":
+        qs = self
+        if start is not None:
+            qs = qs.filter(ts__gte=start)
+        if end is not None:
+            qs = qs.filter(ts__lt=end)
+        return qs
+
+
+class LlmUsage(models.Model):
+    """The tokens, cost and energy of one stored llm_call event; written in the transaction
+    that stores the event, so spend is never behind the audit log."""
+
+    # No database FKs here, and no single-column FK indexes: each FK is a per-row trigger and
+    # each index a per-row insert on the ingest hot path (measured: together about a third of
+    # the cost of writing 250 rows). Rows are written only from events stored in the same
+    # transaction (or read back when repricing); events are append-only (triggers refuse
+    # DELETE) and hold their agent's FK themselves; price rows are never deleted, and the ORM
+    # still refuses to delete a team or price that usage rows name (PROTECT is Django-side).
+    event = models.OneToOneField(
+        "audit.Event",
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="llm_usage",
+    )
+    ts = models.DateTimeField()
+    agent = models.ForeignKey(
+        "fleet.Agent",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,  # (agent, ts) below
+        related_name="+",
+    )
+    # The agent's team when the call was stored: chargeback follows who owned the agent then.
+    team = models.ForeignKey(
+        "fleet.Team",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_constraint=False,
+        db_index=False,  # (team, ts) below
+        related_name="+",
+    )
+    action_id = models.CharField(max_length=128, null=True, blank=True)
+    incident_id = models.CharField(max_length=128, null=True, blank=True)
+    provider = models.CharField(max_length=200)
+    model = models.CharField(max_length=200)
+    # Normalised to Anthropic's meaning whatever the event's convention: input_tokens is the
+    # uncached input only; the three cache classes are separate and priced separately.
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_5m_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    batch = models.BooleanField(default=False)
+    token_convention = models.CharField(
+        max_length=16, choices=TokenConvention.choices, default=TokenConvention.ANTHROPIC
+    )
+    cost_usd = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
+    cost_source = models.CharField(max_length=16, choices=CostSource.choices)
+    price = models.ForeignKey(
+        ModelPrice,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        db_constraint=False,
+        db_index=False,  # repricing reads by event, never by price row
+        related_name="usages",
+    )
+    energy_wh = models.DecimalField(max_digits=18, decimal_places=6)
+    energy_source = models.CharField(
+        max_length=16, choices=EnergySource.choices, default=EnergySource.ESTIMATED
+    )
+    gco2e = models.DecimalField(max_digits=18, decimal_places=6)
+    grid_region = models.CharField(max_length=64)
+    priced_at = models.DateTimeField(default=timezone.now)
+
+    objects = LlmUsageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-ts"]
+        constraints = [
+            # Unknown cost is NULL, never zero; a price-table cost names the row it used.
+            models.CheckConstraint(
+                condition=(Q(cost_source=CostSource.UNPRICED) & Q(cost_usd__isnull=True))
+                | (~Q(cost_source=CostSource.UNPRICED) & Q(cost_usd__isnull=False)),
+                name="llm_usage_unpriced_iff_null_cost",
+            ),
+            models.CheckConstraint(
+                condition=Q(cost_source=CostSource.PRICE_TABLE, price__isnull=False)
+                | (~Q(cost_source=CostSource.PRICE_TABLE) & Q(price__isnull=True)),
+                name="llm_usage_price_row_iff_price_table",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["action_id"], name="llm_usage_action"),
+            models.Index(fields=["ts"], name="llm_usage_ts"),
+            models.Index(fields=["agent", "ts"], name="llm_usage_agent_ts"),
+            models.Index(fields=["team", "ts"], name="llm_usage_team_ts"),
+            models.Index(
+                fields=["provider", "model"],
+                condition=Q(cost_source=CostSource.UNPRICED),
+                name="llm_usage_unpriced",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.event_id}: {self.cost_usd} USD"

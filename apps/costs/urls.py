@@ -1,0 +1,8 @@
+from django.urls import path
+
+from apps.costs import views
+
+app_name = "costs"
+urlpatterns = [
+    path("prices/", views.prices, name="prices"),
+]
