@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django.db import connection, models
@@ -190,10 +190,15 @@ def action_facts(row: ActionRow, cost: ActionCost | None = None) -> list[Fact]:
             add(SliKind.ACCURACY, at, correct)
     if cost is not None and row.proposed_at is not None:
         if cost.cost_usd is not None:
-            add(SliKind.COST_PER_ACTION, row.proposed_at, None, cost.cost_usd.quantize(MICRO))
+            add(SliKind.COST_PER_ACTION, row.proposed_at, None, _micro(cost.cost_usd))
         if cost.energy_wh is not None:
-            add(SliKind.ENERGY_PER_ACTION, row.proposed_at, None, cost.energy_wh.quantize(MICRO))
+            add(SliKind.ENERGY_PER_ACTION, row.proposed_at, None, _micro(cost.energy_wh))
     return facts
+
+
+def _micro(value: Decimal) -> Decimal:
+    # Half up, as PostgreSQL's round() does for these non-negative sums (the rebuild's SQL).
+    return value.quantize(MICRO, rounding=ROUND_HALF_UP)
 
 
 RECALL_COLUMNS = ("incident_id", "agent_id", "team_id", "agent_version", "outcome_at", "any_good")
@@ -312,11 +317,8 @@ def table_clear(model: type[models.Model]) -> None:
             cursor.execute(f"DELETE FROM {table}")
 
 
-def rows_copy(
-    model: type[models.Model], objs: Sequence[models.Model], *, table: str | None = None
-) -> int:
-    """Inserts many new rows: COPY on PostgreSQL (the rebuild writes millions), else batches.
-    `table`: another table with the model's columns (a rebuild's staging table)."""
+def rows_copy(model: type[models.Model], objs: Sequence[models.Model]) -> int:
+    """Inserts many new rows: COPY on PostgreSQL, else batches."""
     if not objs:
         return 0
     if connection.vendor != "postgresql":
@@ -327,42 +329,11 @@ def rows_copy(
     quote = connection.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)  # type: ignore[arg-type]
     connection.ensure_connection()
-    sql = f"COPY {quote(table or meta.db_table)} ({columns}) FROM STDIN"
+    sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
     with connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
         for obj in objs:
             copy.write_row([getattr(obj, f.attname) for f in fields])
     return len(objs)
-
-
-def cost_facts_copy(table: str) -> int:
-    """Writes the cost and energy facts of every action whose cost is known into `table`
-    (PostgreSQL; the other facts are set-based SQL, but costs come from action_costs)."""
-    ids = (
-        Action.objects.filter(proposed_at__isnull=False)
-        .order_by()
-        .values_list("action_id", flat=True)
-    )
-    written = 0
-    chunk: list[str] = []
-    for action_id in ids.iterator(chunk_size=50000):
-        chunk.append(action_id)
-        if len(chunk) >= 50000:
-            written += _cost_facts_write(chunk, table)
-            chunk = []
-    return written + _cost_facts_write(chunk, table)
-
-
-def _cost_facts_write(action_ids: list[str], table: str) -> int:
-    costs = action_costs(action_ids) if action_ids else {}
-    if not costs:
-        return 0
-    rows = action_rows(Q(action_id__in=list(costs)))
-    facts = [
-        fact_row(f)
-        for f in facts_compute(rows, costs)
-        if f.kind in (SliKind.COST_PER_ACTION, SliKind.ENERGY_PER_ACTION)
-    ]
-    return rows_copy(SliFact, facts, table=table)
 
 
 def _minute(column: str) -> str:
@@ -417,6 +388,19 @@ PG_FACTS_SELECTS = (
     " COALESCE(a.verdict_correct, a.outcome_resolved), NULL)"
     ") AS f(kind, minute, good, value)"
     " WHERE f.minute IS NOT NULL",
+    # cost and energy per action: the action's LLM calls (apps.costs); its cost is unknown
+    # while one of them is unpriced (apps.slo.costs.action_costs states the same rule)
+    "SELECT k.kind, a.action_id, a.agent_id, ag.team_id, a.agent_version, "
+    f"{_minute('a.proposed_at')}, true, NULL::boolean, k.value"
+    " FROM actions_action a JOIN fleet_agent ag ON ag.id = a.agent_id"
+    " JOIN (SELECT action_id, sum(cost_usd) AS cost, sum(energy_wh) AS wh,"
+    " count(*) FILTER (WHERE cost_source = 'unpriced') AS unpriced"
+    " FROM costs_llmusage WHERE action_id IS NOT NULL GROUP BY action_id) u"
+    " ON u.action_id = a.action_id"
+    " CROSS JOIN LATERAL (VALUES"
+    " ('cost_per_action', CASE WHEN u.unpriced = 0 THEN round(u.cost, 6) END),"
+    " ('energy_per_action', round(u.wh, 6))) AS k(kind, value)"
+    " WHERE a.proposed_at IS NOT NULL AND k.value IS NOT NULL",
     # recall
     "SELECT 'recall', i.incident_id, i.agent_id, ag.team_id, i.agent_version, "
     f"{_minute('i.outcome_at')}, true, EXISTS (SELECT 1 FROM actions_action a"

@@ -33,7 +33,6 @@ from apps.audit.models import LedgerSeal
 from apps.slo.facts import (
     PG_FACTS_COLUMNS,
     PG_FACTS_SELECTS,
-    cost_facts_copy,
     facts_rebuild,
     table_keys_suspended,
 )
@@ -172,7 +171,6 @@ class _Source:
 
 
 _INCIDENT_EVENTS = "rebuild_incident_events"
-_COST_FACTS = "rebuild_cost_facts"
 
 
 def _incidents_source() -> _Source:
@@ -187,16 +185,7 @@ def _incidents_source() -> _Source:
 
 
 def _facts_source() -> _Source:
-    columns = ", ".join(FACTS.columns)
-    with connection.cursor() as cursor:
-        # Cost and energy facts come from action_costs (Python), not SQL: staged beside.
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {_COST_FACTS} ON COMMIT DROP AS"
-            f" SELECT {columns} FROM {FACTS.table} WITH NO DATA"
-        )
-    cost_facts_copy(_COST_FACTS)
-    selects = [*PG_FACTS_SELECTS, f"SELECT {columns} FROM {_COST_FACTS}"]
-    return _Source(" UNION ALL ".join(selects))
+    return _Source(" UNION ALL ".join(PG_FACTS_SELECTS))
 
 
 def _rollups_source(slos: list[Slo]) -> _Source:
@@ -244,7 +233,7 @@ def _rebuild_pg(slos: list[Slo], watch: _Stopwatch) -> RebuildReport:
         watch.lap(derived.name)
     with connection.cursor() as cursor:
         # Dropped now, not at commit: a caller's outer transaction may rebuild again.
-        cursor.execute(f"DROP TABLE {_INCIDENT_EVENTS}, {_COST_FACTS}")
+        cursor.execute(f"DROP TABLE {_INCIDENT_EVENTS}")
     return RebuildReport(
         counts["incidents"],
         counts["facts"],

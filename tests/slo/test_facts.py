@@ -15,7 +15,7 @@ from apps.audit.services.derived import derived_catch_up
 from apps.audit.services.ingest import ALL_TYPES, agent_lookup_cache, event_batch_ingest
 from apps.costs.models import ModelPrice
 from apps.slo.models import SliFact
-from apps.slo.rollups import rollups_rebuild_all
+from apps.slo.rebuild import rollups_rebuild_all
 from tests.conftest import event
 
 pytestmark = pytest.mark.django_db
@@ -354,7 +354,14 @@ def test_cost_and_energy_facts_sum_the_actions_llm_calls(agent):
         "k1": (m(10), None, Decimal("1.152000")),
         "k2": (m(20), None, Decimal("0.072000")),
     }
+    # A reported cost half a micro-dollar over: rounded half up, here and in the rebuild.
+    ingest(llm("k3", at(70), cost_usd="0.0000125"))
+    apply()
+    assert facts("cost_per_action")["k3"] == (m(30), None, Decimal("0.000013"))
     # A rebuild from the read models gives the same facts.
     before = (facts("cost_per_action"), facts("energy_per_action"))
+    rollups_rebuild_all()
+    assert (facts("cost_per_action"), facts("energy_per_action")) == before
+    SliFact.objects.filter(kind__in=["cost_per_action", "energy_per_action"]).delete()
     rollups_rebuild_all()
     assert (facts("cost_per_action"), facts("energy_per_action")) == before
