@@ -52,29 +52,10 @@ def ledger_batch_seal(
     """Chains one batch onto the ledger. Call inside the ingest transaction, as its last write.
 
     The head row is the only lock shared by all writers; taking it last keeps it held for
-    the shortest time (one batch, never one event). On PostgreSQL one call of the
-    opsdash_ledger_seal() function (migration 0004) locks the head, hashes, appends the seal and
-    moves the head, so the lock is held for that round trip and the commit.
+    the shortest time (one batch, never one event). On PostgreSQL the seal and the new head
+    are written by one statement, so the lock is held for two round trips and the commit.
     """
     root = merkle_root(content_hashes)
-    if connection.vendor == "postgresql":
-        with pg_cursor() as cursor:
-            cursor.execute(
-                _PG_SEAL, [batch_id, len(content_hashes), root, source, GENESIS_HASH], prepare=True
-            )
-            row = cursor.fetchone()
-        assert row is not None  # the function always returns its one row
-        seq, prev_seal_hash, seal_hash, sealed_at = row
-        return LedgerSeal(
-            seq=seq,
-            batch_id=batch_id,
-            event_count=len(content_hashes),
-            merkle_root=root,
-            prev_seal_hash=prev_seal_hash,
-            seal_hash=seal_hash,
-            sealed_at=sealed_at,
-            source=source,
-        )
     head_seq, head_hash = _ledger_head_locked()
     sealed_at = timezone.now()
     seq = head_seq + 1
@@ -96,22 +77,51 @@ def ledger_batch_seal(
         sealed_at=sealed_at,
         source=source,
     )
-    seal.save(force_insert=True)
-    LedgerHead.objects.filter(pk=1).update(seq=seq, seal_hash=seal.seal_hash)
+    if connection.vendor == "postgresql":
+        with pg_cursor() as cursor:
+            cursor.execute(
+                _PG_SEAL,
+                [
+                    seal.seq,
+                    seal.batch_id,
+                    seal.event_count,
+                    seal.merkle_root,
+                    seal.prev_seal_hash,
+                    seal.seal_hash,
+                    seal.sealed_at,
+                    seal.source,
+                    seal.seq,
+                    seal.seal_hash,
+                ],
+                prepare=True,
+            )
+    else:
+        seal.save(force_insert=True)
+        LedgerHead.objects.filter(pk=1).update(seq=seq, seal_hash=seal.seal_hash)
     return seal
 
 
-_PG_SEAL = (
-    "SELECT seq, prev_seal_hash, seal_hash, sealed_at"
-    " FROM opsdash_ledger_seal(%s::uuid, %s::integer, %s, %s, %s)"
+_PG_SEAL = """
+WITH sealed AS (
+    INSERT INTO audit_ledgerseal (seq, batch_id, event_count, merkle_root, prev_seal_hash,
+        seal_hash, sealed_at, source)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 )
+UPDATE audit_ledgerhead SET seq = %s, seal_hash = %s WHERE id = 1
+"""
 
 
 _HEAD_SQL = "SELECT seq, seal_hash FROM audit_ledgerhead WHERE id = 1"
 
 
 def _ledger_head_locked() -> tuple[int, str]:
-    """The head's (seq, seal_hash), locked until the transaction ends (not PostgreSQL's path)."""
+    """The head's (seq, seal_hash), locked until the transaction ends."""
+    if connection.vendor == "postgresql":
+        with pg_cursor() as pg:
+            pg.execute(_HEAD_SQL + " FOR UPDATE", prepare=True)
+            found = pg.fetchone()
+        if found is not None:
+            return int(found[0]), str(found[1])
     sql = _HEAD_SQL + (" FOR UPDATE" if connection.features.has_select_for_update else "")
     with connection.cursor() as cursor:
         cursor.execute(sql)
