@@ -160,3 +160,40 @@ def llm_call(agent: str = "triage-bot", **data: Any) -> dict[str, Any]:
 
 def post_batch(client: APIClient, items: Any, **kwargs: Any) -> Any:
     return client.post("/api/v1/events", items, format="json", **kwargs)
+
+
+@pytest.fixture
+def eager_celery() -> Iterator[None]:
+    """Queued tasks run in the test's thread: no broker, the same code path as a worker."""
+    from opsdash.celery import app
+
+    before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager, app.conf.task_eager_propagates = before
+
+
+@pytest.fixture
+def redis_broker() -> Iterator[str]:
+    """This process queues tasks on a real, emptied Redis (REDIS_URL), for a worker to take."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        service_missing("PostgreSQL (set DATABASE_URL=postgres://…)")
+    if not port_open("127.0.0.1", 6379):
+        service_missing("Redis on 127.0.0.1:6379")
+    import redis
+
+    from opsdash.celery import app
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis.Redis.from_url(url).flushdb()
+    before = app.conf.broker_url
+    # Connection and producer pools are built lazily for the configured broker: reset them.
+    app.conf.broker_url, app._pool, app.amqp._producer_pool = url, None, None
+    try:
+        yield url
+    finally:
+        app.conf.broker_url, app._pool, app.amqp._producer_pool = before, None, None

@@ -1,7 +1,6 @@
 """Billing fixtures: the hand-written export files, their gzip and Parquet twins, personas."""
 
 import gzip
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from decimal import Decimal
@@ -9,12 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 
 from apps.billing.models import BillingImport, CostLineItem
 from apps.billing.services import billing_import_run, billing_import_start_local
-from tests.conftest import port_open, service_missing
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -72,42 +69,3 @@ def tmp_upload_dir(tmp_path: Path, settings: Any) -> Iterator[Path]:
     folder.mkdir()
     settings.BILLING_UPLOAD_DIR = folder
     yield folder
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    """Queued tasks run in the test's thread: no broker, the same code path as a worker."""
-    from opsdash.celery import app
-
-    before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = before
-
-
-@pytest.fixture
-def redis_broker():
-    if connection.vendor != "postgresql":
-        service_missing("PostgreSQL (set DATABASE_URL=postgres://…)")
-    if not port_open("127.0.0.1", 6379):
-        service_missing("Redis on 127.0.0.1:6379")
-    import redis
-
-    from opsdash.celery import app
-
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    redis.Redis.from_url(url).flushdb()
-    before = app.conf.broker_url
-    # Connection and producer pools are built lazily for the configured broker: reset them.
-    app.conf.broker_url, app._pool, app.amqp._producer_pool = url, None, None
-    try:
-        yield url
-    finally:
-        app.conf.broker_url, app._pool, app.amqp._producer_pool = before, None, None
-
-
-def db_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"

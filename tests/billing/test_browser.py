@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from apps.billing.models import BillingImport
-from tests.billing.conftest import db_url
 from tests.billing.test_errors import HEADER, focus_row
 from tests.browser.test_newcomer_flow import browser  # noqa: F401 - the Chromium fixture
-from tests.system.servers import base_env, celery_worker, gunicorn
+from tests.system.servers import base_env, celery_worker, db_url, gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.worker]
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.billing.models import BillingImport, CostLineItem
-from tests.billing.conftest import db_url, fixture_path
-from tests.system.servers import base_env, celery_worker, wait_for
+from tests.billing.conftest import fixture_path
+from tests.system.servers import base_env, celery_worker, db_url, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 

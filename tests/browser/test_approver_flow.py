@@ -14,8 +14,7 @@ from apps.actions.models import Action
 from apps.actions.propose import ProposalIn, action_propose
 from apps.fleet.services import agent_token_mint
 from tests.browser.test_newcomer_flow import browser  # noqa: F401 - the Chromium fixture
-from tests.system.servers import base_env, gunicorn
-from tests.system.test_worker_and_outages import _db_url
+from tests.system.servers import base_env, db_url, gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -103,7 +102,7 @@ def test_approver_works_the_queue_with_the_keyboard(browser, agent, make_person,
     propose(agent, "act-high", "high", "k8s://prod/payments/ledger")
     _, token = agent_token_mint(agent=agent, scopes=["actions:propose"], ttl=timedelta(hours=1))
 
-    with gunicorn(base_env(DATABASE_URL=_db_url())) as url:
+    with gunicorn(base_env(DATABASE_URL=db_url())) as url:
         ada = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
         problems: list[str] = []
         ada.on("console", lambda m: problems.append(f"console {m.type}: {m.text}"))

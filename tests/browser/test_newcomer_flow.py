@@ -8,8 +8,7 @@ import requests
 from django.db import connection
 
 from tests.conftest import event, service_missing
-from tests.system.servers import base_env, gunicorn
-from tests.system.test_worker_and_outages import _db_url
+from tests.system.servers import base_env, db_url, gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -45,7 +44,7 @@ def test_newcomer_logs_in_mints_a_token_posts_a_batch_and_sees_it(
 ):
     if connection.vendor == "sqlite" and connection.settings_dict["NAME"].startswith("file:"):
         pytest.skip("in-memory SQLite cannot be shared with a server process")
-    env = base_env(DATABASE_URL=_db_url())
+    env = base_env(DATABASE_URL=db_url())
     with gunicorn(env) as url:
         page = browser.new_page()
         page.goto(f"{url}/audit/events/")

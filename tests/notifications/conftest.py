@@ -54,16 +54,3 @@ def receiver() -> Iterator[RecordingServer]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture
-def eager_celery() -> Iterator[None]:
-    """Queued tasks run in the test's thread: no broker, the same code path as a worker."""
-    from opsdash.celery import app
-
-    before = (app.conf.task_always_eager, app.conf.task_eager_propagates)
-    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
-    try:
-        yield
-    finally:
-        app.conf.task_always_eager, app.conf.task_eager_propagates = before

@@ -1,44 +1,15 @@
 """One path through a real Celery worker and Redis: a decision's callback leaves after commit."""
 
 import json
-import os
 
 import pytest
-from django.db import connection
 
 from apps.actions.propose import ProposalIn, action_propose
 from apps.notifications.models import CallbackDelivery
 from apps.policy.services import policy_version_create
-from tests.conftest import port_open, service_missing
-from tests.system.servers import base_env, celery_worker, wait_for
+from tests.system.servers import base_env, celery_worker, db_url, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
-
-
-@pytest.fixture
-def redis_broker():
-    if connection.vendor != "postgresql":
-        service_missing("PostgreSQL (set DATABASE_URL=postgres://…)")
-    if not port_open("127.0.0.1", 6379):
-        service_missing("Redis on 127.0.0.1:6379")
-    import redis
-
-    from opsdash.celery import app
-
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    redis.Redis.from_url(url).flushdb()
-    before = app.conf.broker_url
-    # Connection and producer pools are built lazily for the configured broker: reset them.
-    app.conf.broker_url, app._pool, app.amqp._producer_pool = url, None, None
-    try:
-        yield url
-    finally:
-        app.conf.broker_url, app._pool, app.amqp._producer_pool = before, None, None
-
-
-def _db_url() -> str:
-    db = connection.settings_dict
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def test_a_real_worker_delivers_the_policy_decision(redis_broker, agent, receiver):
@@ -48,7 +19,7 @@ def test_a_real_worker_delivers_the_policy_decision(redis_broker, agent, receive
     policy_version_create(
         source="rules:\n  - id: k8s\n    effect: allow\n    match: {action_type: 'k8s.*'}\n"
     )
-    env = base_env(DATABASE_URL=_db_url(), CELERY_BROKER_URL=redis_broker)
+    env = base_env(DATABASE_URL=db_url(), CELERY_BROKER_URL=redis_broker)
     with celery_worker(env):
         answer = action_propose(
             agent=agent,

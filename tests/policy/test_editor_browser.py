@@ -6,8 +6,7 @@ from django.db import connection
 from apps.policy.models import PolicyVersion
 from apps.policy.services import policy_version_create
 from tests.browser.test_newcomer_flow import browser  # noqa: F401  (the Chromium fixture)
-from tests.system.servers import base_env, gunicorn
-from tests.system.test_worker_and_outages import _db_url
+from tests.system.servers import base_env, db_url, gunicorn
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
@@ -20,7 +19,7 @@ def test_lead_validates_sees_the_line_fixes_and_saves_a_draft(browser, sre):  # 
     if connection.vendor == "sqlite":
         pytest.skip("needs a database shared with the server process")
     policy_version_create(source=V1, created_by="sam")
-    with gunicorn(base_env(DATABASE_URL=_db_url())) as url:
+    with gunicorn(base_env(DATABASE_URL=db_url())) as url:
         page = browser.new_page()
         page.goto(f"{url}/policy/edit/")
         page.fill("#id_username", "sam")

@@ -247,8 +247,7 @@ def test_form_shows_the_fields_of_the_chosen_sli(
 
     from tests.browser.test_newcomer_flow import CHROMIUM_ARGS
     from tests.conftest import service_missing
-    from tests.system.servers import base_env, gunicorn
-    from tests.system.test_worker_and_outages import _db_url
+    from tests.system.servers import base_env, db_url, gunicorn
 
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium")
@@ -257,7 +256,7 @@ def test_form_shows_the_fields_of_the_chosen_sli(
     from playwright.sync_api import sync_playwright
 
     make_person("sam", "sre_lead")
-    with gunicorn(base_env(DATABASE_URL=_db_url())) as url, sync_playwright() as pw:
+    with gunicorn(base_env(DATABASE_URL=db_url())) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1100})
         page.goto(f"{url}/login/?next=/slos/new/")

@@ -10,10 +10,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+from django.db import connection
 
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def db_url() -> str:
+    """The test database's URL, for a server or worker started in another process."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    host, port = db["HOST"] or "127.0.0.1", db["PORT"] or 5432
+    return f"postgres://{db['USER'] or 'postgres'}@{host}:{port}/{db['NAME']}"
 
 
 def base_env(**overrides: str) -> dict[str, str]:

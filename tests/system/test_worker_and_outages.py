@@ -11,18 +11,11 @@ from apps.audit.models import EventDailyCount
 from apps.audit.services.derived import derived_catch_up
 from apps.fleet.services import agent_token_mint
 from tests.conftest import event, free_port, port_open, service_missing
-from tests.system.servers import base_env, celery_worker, gunicorn, wait_for
+from tests.system.servers import base_env, celery_worker, db_url, gunicorn, wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _db_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -52,7 +45,7 @@ def _daily_total(agent) -> int:
 
 def test_a_real_worker_applies_derived_work_after_commit(postgres_only, redis_broker, agent):
     _, raw = agent_token_mint(agent=agent, scopes=["events:write"], ttl=timedelta(hours=1))
-    env = base_env(DATABASE_URL=_db_url(), CELERY_BROKER_URL=redis_broker)
+    env = base_env(DATABASE_URL=db_url(), CELERY_BROKER_URL=redis_broker)
     with gunicorn(env) as url, celery_worker(env):
         for _ in range(3):
             response = requests.post(
@@ -74,7 +67,7 @@ def test_a_real_worker_applies_derived_work_after_commit(postgres_only, redis_br
 def test_ingest_succeeds_with_the_broker_down_and_the_sweep_catches_up(postgres_only, agent):
     _, raw = agent_token_mint(agent=agent, scopes=["events:write"], ttl=timedelta(hours=1))
     dead_broker = f"redis://127.0.0.1:{free_port()}/0"
-    env = base_env(DATABASE_URL=_db_url(), CELERY_BROKER_URL=dead_broker)
+    env = base_env(DATABASE_URL=db_url(), CELERY_BROKER_URL=dead_broker)
     with gunicorn(env) as url:
         response = requests.post(
             f"{url}/api/v1/events", json=[event() for _ in range(4)], headers=_auth(raw), timeout=30
