@@ -137,7 +137,8 @@
   function failed(what) {
     var box = notice();
     if (!box) return;
-    var since = lastOk.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    // UTC, as every time on opsdash's pages.
+    var since = lastOk.toISOString().slice(11, 16) + " UTC";
     box.textContent = what + " What you see is from " + since + "; opsdash keeps retrying " +
       "where the page refreshes itself, or reload the page.";
   }
