@@ -18,7 +18,7 @@ from apps.audit.models import Event
 from apps.notifications.models import CallbackDelivery
 from apps.policy.services import policy_version_create
 from tests.conftest import free_port
-from tests.notifications.conftest import eager_celery, receiver  # noqa: F401 - fixtures
+from tests.notifications.conftest import receiver  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -64,7 +64,7 @@ def _verify(received, secret=SECRET):
 def test_a_policy_approval_at_proposal_time_calls_the_agent_back(
     hooked,
     receiver,  # noqa: F811
-    eager_celery,  # noqa: F811
+    eager_celery,
     django_capture_on_commit_callbacks,
 ):
     with django_capture_on_commit_callbacks(execute=True) as queued:
@@ -302,7 +302,7 @@ def test_the_agent_page_lists_recent_deliveries(hooked, receiver, admin_person, 
 def test_the_sweep_requeues_a_delivery_whose_message_was_lost(
     hooked,
     receiver,  # noqa: F811
-    eager_celery,  # noqa: F811
+    eager_celery,
 ):
     _propose(hooked)  # committed without running on_commit: as if the broker lost the message
     delivery = CallbackDelivery.objects.get()
@@ -319,7 +319,7 @@ def test_the_sweep_requeues_a_delivery_whose_message_was_lost(
 def test_the_readme_snippet_verifies_a_real_delivery(
     hooked,
     receiver,  # noqa: F811
-    eager_celery,  # noqa: F811
+    eager_celery,
     django_capture_on_commit_callbacks,
 ):
     from pathlib import Path

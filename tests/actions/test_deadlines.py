@@ -19,7 +19,7 @@ from apps.fleet.services import agent_token_mint
 from apps.notifications.models import CallbackDelivery, Notification
 from apps.policy.services import policy_version_create
 from tests.conftest import event, post_batch
-from tests.notifications.conftest import eager_celery, receiver  # noqa: F401 - fixtures
+from tests.notifications.conftest import receiver  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -114,7 +114,7 @@ def test_expiry_decides_expired_and_tells_agent_and_owners(
     agent,
     crew,
     receiver,  # noqa: F811
-    eager_celery,  # noqa: F811
+    eager_celery,
     django_capture_on_commit_callbacks,
 ):
     agent.callback_url, agent.callback_secret = receiver.url + "/cb", "k" * 64
@@ -167,7 +167,7 @@ def test_two_sweeps_at_once_expire_and_notify_once(
     agent,
     crew,
     receiver,  # noqa: F811
-    eager_celery,  # noqa: F811
+    eager_celery,
 ):
     agent.callback_url, agent.callback_secret = receiver.url + "/cb", "k" * 64
     agent.save()
@@ -212,7 +212,7 @@ def test_an_execution_without_approval_notifies_once(
     crew,
     settings,
     receiver,  # noqa: F811
-    eager_celery,  # noqa: F811
+    eager_celery,
     django_capture_on_commit_callbacks,
 ):
     settings.NOTIFY_WEBHOOK_URL = receiver.url + "/slack"
