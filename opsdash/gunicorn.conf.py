@@ -23,14 +23,7 @@ accesslog = os.environ.get("WEB_ACCESS_LOG", "-")
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
-# How long (ms) a thread may hold the GIL while another wants it; Python's default is 5.
-gil_switch_ms = float(os.environ.get("WEB_GIL_SWITCH_MS", 5))
-
-
 def post_worker_init(worker: object) -> None:
-    import sys
-
     from opsdash.warmup import worker_warm_up
 
     worker_warm_up()
-    sys.setswitchinterval(gil_switch_ms / 1000)

@@ -270,8 +270,6 @@ def _refresh(derived: _Derived, source: _Source, now: datetime) -> tuple[int, in
     live_values = ", ".join(f"l.{c}" for c in derived.values)
     staged_values = ", ".join(f"s.{c}" for c in derived.values)
     assignments = ", ".join(f"{c} = d.{c}" for c in derived.values)
-    stamp_column = f", {derived.stamp}" if derived.stamp else ""
-    stamp_value = ", %s" if derived.stamp else ""
     stamp_assignment = f", {derived.stamp} = %s" if derived.stamp else ""
     stamp_params = [now] if derived.stamp else None
     with connection.cursor() as cursor:
@@ -295,23 +293,19 @@ def _refresh(derived: _Derived, source: _Source, now: datetime) -> tuple[int, in
             f" OR ({live_values}) IS DISTINCT FROM ({staged_values})"
         )
         changes = int(cursor.rowcount)
-        cursor.execute(
-            f"SELECT count(*) FILTER (WHERE gone), count(*) FILTER (WHERE live_id IS NULL) FROM {diff}"
-        )
-        deleted, inserted = cursor.fetchone()
+        deleted = inserted = 0
         if changes:
             cursor.execute(
                 f"DELETE FROM {derived.table} WHERE id IN (SELECT live_id FROM {diff} WHERE gone)"
             )
+            deleted = int(cursor.rowcount)
             cursor.execute(
                 f"UPDATE {derived.table} l SET {assignments}{stamp_assignment} FROM {diff} d"
                 " WHERE l.id = d.live_id AND NOT d.gone",
                 stamp_params,
             )
-            cursor.execute(
-                f"INSERT INTO {derived.table} ({columns}{stamp_column})"
-                f" SELECT {columns}{stamp_value} FROM {diff} WHERE live_id IS NULL",
-                stamp_params,
+            inserted = _insert_rows(
+                cursor, derived, f"SELECT {columns} FROM {diff} WHERE live_id IS NULL", [], now
             )
         cursor.execute(f"DROP TABLE {staged}, {diff}")
         if derived.group:
@@ -367,16 +361,23 @@ def _groups_differing(derived: _Derived, source: _Source) -> tuple[int, int]:
 
 def _fill(derived: _Derived, source: _Source, now: datetime) -> tuple[int, int]:
     """Fills an empty derived table in bulk, its keys suspended; returns (rows, rows)."""
-    columns = ", ".join(derived.columns)
-    stamp_column = f", {derived.stamp}" if derived.stamp else ""
-    stamp_value = ", %s" if derived.stamp else ""
     with table_keys_suspended(derived.table), connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {derived.table} ({columns}{stamp_column})"
-            f" SELECT q.*{stamp_value} FROM ({source.sql}) q",
-            [*source.params, *([now] if derived.stamp else [])] or None,
-        )
-        rows = int(cursor.rowcount)
+        rows = _insert_rows(cursor, derived, source.sql, source.params, now)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {derived.table}")
     return rows, rows
+
+
+def _insert_rows(
+    cursor: Any, derived: _Derived, rows_sql: str, params: list[Any], now: datetime
+) -> int:
+    """Inserts the rows of `rows_sql` (the derived table's columns, in order) into the live
+    table, stamped with the rebuild's time where it keeps one; returns how many."""
+    columns = ", ".join(derived.columns)
+    if derived.stamp:
+        sql = f"INSERT INTO {derived.table} ({columns}, {derived.stamp}) SELECT q.*, %s"
+        params = [*params, now]
+    else:
+        sql = f"INSERT INTO {derived.table} ({columns}) SELECT q.*"
+    cursor.execute(f"{sql} FROM ({rows_sql}) q", params or None)
+    return int(cursor.rowcount)
