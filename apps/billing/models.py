@@ -151,3 +151,51 @@ class CostLineItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} {self.service_name} {self.billed_cost} {self.billing_currency}"
+
+
+class AllocationMethod(models.TextChoices):
+    TAG = "tag", "Tag"
+    SHARED_EVEN = "shared_even", "Shared evenly"
+    SHARED_ACTIONS = "shared_actions", "Shared by actions"
+    SHARED_TOKENS = "shared_tokens", "Shared by tokens"
+    UNALLOCATED = "unallocated", "Unallocated"
+
+
+class CostAllocation(models.Model):
+    """A share of one line item's cost given to a team (and, when known, an agent).
+
+    Every line item has allocations whose costs add up to its own to the last decimal place;
+    what no rule claims is one row with no team and method `unallocated`, so it is shown,
+    never hidden. Charge period, provider, service and currency are copied from the line item
+    so the cost pages group and filter without a join."""
+
+    line_item = models.ForeignKey(
+        CostLineItem, on_delete=models.CASCADE, related_name="allocations"
+    )
+    team = models.ForeignKey(
+        "fleet.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent = models.ForeignKey(
+        "fleet.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    method = models.CharField(max_length=16, choices=AllocationMethod.choices)
+    # The rule that produced this share, by name: rules are edited, the chargeback must still
+    # say which rule it was.
+    rule_name = models.CharField(max_length=200, blank=True)
+    billed_cost = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    effective_cost = models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=MONEY_PLACES)
+    billing_currency = models.CharField(max_length=3)
+    charge_period_start = models.DateTimeField()
+    charge_period_end = models.DateTimeField()
+    provider = models.CharField(max_length=128)
+    service_name = models.CharField(max_length=256, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["charge_period_start"], name="billing_alloc_start"),
+            models.Index(fields=["team", "charge_period_start"], name="billing_alloc_team"),
+            models.Index(fields=["agent", "charge_period_start"], name="billing_alloc_agent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.team_id or 'unallocated'} {self.effective_cost}"
