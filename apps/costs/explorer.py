@@ -199,14 +199,16 @@ def _tool_cells(q: ExplorerQuery, gaps: Gaps) -> Iterator[CostCell]:
         agent_slug, team_slug = agents.get(count.agent_id, (str(count.agent_id), ""))
         unreported = count.calls - count.reported_calls
         cost = count.reported_usd
+        priced = count.reported_calls
         if unreported and rate is None:
             if not q.agents or agent_slug in q.agents:
                 gaps.unpriced_tool_calls[count.tool] = (
                     gaps.unpriced_tool_calls.get(count.tool, 0) + unreported
                 )
-        elif unreported:
+        elif unreported and rate is not None:
             cost += rate * unreported
-        if not count.reported_calls and (rate is None or not unreported):
+            priced += unreported
+        if not priced:
             continue
         yield CostCell(
             day=count.day,
@@ -296,11 +298,12 @@ def cost_explorer(q: ExplorerQuery) -> Explorer:
     return Explorer(query=q, rows=rows, total=total, per_driver=per_driver, gaps=gaps)
 
 
-CHART_SERIES = 8
+# Five series and the rest as one: the six colours of the chart palette.
+CHART_SERIES = 5
 
 
 def explorer_chart(explorer: Explorer) -> dict[str, Any]:
-    """A stacked area per value of the dimension (the largest eight, the rest as one).
+    """A stacked area per value of the dimension (the largest five, the rest as one).
 
     Plotly needs numbers, so the chart alone carries floats rounded to the cent; the table
     and the CSV carry the Decimal figures."""

@@ -27,8 +27,11 @@ def rate(kind: str, tool: str, usd: str, day: date) -> CostDriverRate:
     )
 
 
-def tool_call(tool: str, *, ts: datetime, agent: str = "triage-bot", **data: Any) -> dict[str, Any]:
-    return event(agent, "tool_call", {"tool": tool, "status": "ok", **data}, ts=ts)
+def tool_call(
+    tool: str, *, ts: datetime, agent: str = "triage-bot", action_id: str = "", **data: Any
+) -> dict[str, Any]:
+    fields = {"action_id": action_id} if action_id else {}
+    return event(agent, "tool_call", {"tool": tool, "status": "ok", **data}, ts=ts, **fields)
 
 
 def test_tool_calls_are_counted_per_agent_day_and_tool_once(agent):
