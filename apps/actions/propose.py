@@ -25,6 +25,7 @@ from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
 from apps.chatops.hooks import action_pending_announce
 from apps.core.db import pg_cursor
 from apps.fleet.models import Agent
+from apps.fleet.services import AGENT_STATE_LOCK_SHARED_SQL
 from apps.policy.engine import Proposal
 from apps.policy.selectors import ACTIVE_VERSION_SQL, policy_compiled
 from apps.policy.services import policy_shadow_evaluate
@@ -108,16 +109,19 @@ _AGENT_STATE_SQL = (
 
 
 def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str, str | None]:
-    """(halted, halted_reason, autonomy_mode, active policy's key) as committed now; the agent
-    row is held until this transaction ends.
+    """(halted, halted_reason, autonomy_mode, active policy's key) as committed now; the
+    agent's state lock is held (shared) until this transaction ends.
 
-    FOR SHARE makes a halt and a proposal of the same agent strictly ordered: a halt committed
+    The lock makes a halt and a proposal of the same agent strictly ordered: a halt committed
     before this read is seen, and one arriving later waits until this proposal is decided. Other
-    proposals of the agent share the lock and do not wait for each other.
+    proposals of the agent share the lock and do not wait for each other. The state is read in
+    a second statement, after the lock is granted: a statement sees what was committed when it
+    started.
     """
     if connection.vendor == "postgresql":
         with pg_cursor() as pg:
-            pg.execute(_AGENT_STATE_SQL + " FOR SHARE OF fleet_agent", [agent.pk], prepare=True)
+            pg.execute(AGENT_STATE_LOCK_SHARED_SQL, [agent.pk], prepare=True)
+            pg.execute(_AGENT_STATE_SQL, [agent.pk], prepare=True)
             halted, reason, mode, policy_key = pg.fetchone()  # type: ignore[misc]
     else:
         with connection.cursor() as cursor:

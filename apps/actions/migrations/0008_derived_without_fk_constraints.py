@@ -5,16 +5,20 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('actions', '0007_incident_agent_version'),
-        ('fleet', '0002_owners_and_callbacks'),
+        ("actions", "0007_incident_agent_version"),
+        ("fleet", "0002_owners_and_callbacks"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='incident',
-            name='agent',
-            field=models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.CASCADE, related_name='incidents', to='fleet.agent'),
+            model_name="incident",
+            name="agent",
+            field=models.ForeignKey(
+                db_constraint=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="incidents",
+                to="fleet.agent",
+            ),
         ),
     ]

@@ -5,26 +5,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('fleet', '0002_owners_and_callbacks'),
-        ('slo', '0003_rollup_fillfactor'),
+        ("fleet", "0002_owners_and_callbacks"),
+        ("slo", "0003_rollup_fillfactor"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='slifact',
-            name='agent',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='fleet.agent'),
+            model_name="slifact",
+            name="agent",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="fleet.agent",
+            ),
         ),
         migrations.AlterField(
-            model_name='slifact',
-            name='team',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='fleet.team'),
+            model_name="slifact",
+            name="team",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="fleet.team",
+            ),
         ),
         migrations.AlterField(
-            model_name='slorollup',
-            name='slo',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.CASCADE, related_name='rollups', to='slo.slo'),
+            model_name="slorollup",
+            name="slo",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="rollups",
+                to="slo.slo",
+            ),
         ),
     ]
