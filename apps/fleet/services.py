@@ -2,7 +2,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from apps.core.secrets import AGENT_TOKEN_PREFIX, token_digest, token_generate
@@ -106,22 +106,14 @@ def _token_change_record(agent: Agent, change: str, token: AgentToken, by: str) 
     )
 
 
-# pg_advisory_xact_lock class of "an agent's halted state" (the second key is the agent's id).
-# Proposals hold it shared while they decide; a halt or resume holds it exclusively while it
-# writes, so the two are strictly ordered without a row lock (a FOR SHARE row lock writes the
-# agent's row, and concurrent ones create multixacts, on every proposal).
-AGENT_STATE_LOCK_CLASS = 0x6F70  # "op"
-AGENT_STATE_LOCK_SHARED_SQL = f"SELECT pg_advisory_xact_lock_shared({AGENT_STATE_LOCK_CLASS}, %s)"
-AGENT_STATE_LOCK_SQL = f"SELECT pg_advisory_xact_lock({AGENT_STATE_LOCK_CLASS}, %s)"
-
-
 def agent_halted_set(*, agent: Agent, halted: bool, reason: str = "") -> Agent:
-    """Halts or resumes an agent. Waits for the proposals of the agent being decided now, and
-    every proposal after the commit sees the new state."""
+    """Halts or resumes an agent, ordered with its proposals: the ledger head is locked first,
+    as every proposal locks it to seal its events (and then reads the agent's state again), so
+    a proposal being sealed now commits before this change and every later one sees it."""
+    from apps.audit.services.ledger import ledger_head_lock
+
     with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(AGENT_STATE_LOCK_SQL, [agent.pk])
+        ledger_head_lock()
         agent.halted = halted
         agent.halted_reason = reason if halted else ""
         agent.halted_at = timezone.now() if halted else None

@@ -206,14 +206,12 @@ def _held_open(work: Any, done: threading.Event, release: threading.Event) -> No
 
 def test_a_halt_waits_for_the_proposal_being_decided_and_the_next_one_sees_it(auto_agent):
     from apps.fleet.models import Agent
-    from apps.fleet.services import AGENT_STATE_LOCK_SQL, agent_halted_set
+    from apps.fleet.services import agent_halted_set
 
-    # A halt holding the agent's state lock, not yet committed: a proposal arriving now waits
-    # for it, then sees the halt (423), never the state from before.
+    # A halt written but not committed: a proposal arriving now waits for it, then sees the
+    # halt (423), never the state from before.
     def halt() -> None:
-        with connection.cursor() as cursor:
-            cursor.execute(AGENT_STATE_LOCK_SQL, [auto_agent.pk])
-        Agent.objects.filter(pk=auto_agent.pk).update(halted=True, halted_reason="cap spent")
+        agent_halted_set(agent=Agent.objects.get(pk=auto_agent.pk), halted=True, reason="cap spent")
 
     halted, release = threading.Event(), threading.Event()
     halter = threading.Thread(target=_held_open, args=(halt, halted, release))
