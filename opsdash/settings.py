@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apps.slo",
     "apps.billing",
     "apps.costs",
+    "apps.budgets",
 ]
 
 MIDDLEWARE = [

@@ -34,6 +34,7 @@ urlpatterns = [
     path("policy/", include("apps.policy.urls")),
     path("slos/", include("apps.slo.urls")),
     path("costs/", include("apps.costs.urls")),
+    path("budgets/", include("apps.budgets.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path("billing/", include("apps.billing.urls")),
     path("api/v1/", include((api_v1, "api"))),
