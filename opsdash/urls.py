@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.actions.api import ActionDecideView, ActionDetailView, ActionProposeView
 from apps.audit.api import EventListCreateView, LimitsView
+from apps.budgets.api import GateView
 from apps.core.views import healthz, home
 from apps.slo.metrics import metrics_view
 
@@ -18,6 +19,7 @@ api_v1: list[URLPattern | URLResolver] = [
         ActionDecideView.as_view(),
         name="action-decide",
     ),
+    path("gate", GateView.as_view(), name="gate"),
     path("", include("apps.policy.api_urls")),
     path("", include("apps.slo.api_urls")),
 ]

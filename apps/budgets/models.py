@@ -191,3 +191,48 @@ class BudgetAllowance(models.Model):
 
     def __str__(self) -> str:
         return f"{self.budget_id} {self.period_start} +{self.amount}"
+
+
+class GateCall(models.Model):
+    """One call /gate allowed: its reservation, until the llm_call carrying its id settles it
+    or it expires."""
+
+    reservation_id = models.UUIDField(primary_key=True)
+    agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16)
+    model = models.CharField(max_length=200, blank=True)
+    estimated_usd = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, null=True
+    )
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["agent", "created_at"], name="gate_call_agent_time")]
+
+    def __str__(self) -> str:
+        return str(self.reservation_id)
+
+
+class GateHold(models.Model):
+    """What one allowed call holds of one budget while it is in flight."""
+
+    call = models.ForeignKey(GateCall, on_delete=models.CASCADE, related_name="holds")
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="holds")
+    amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES)
+    # Copied from the call, so a budget's open holds are one range read of one table.
+    expires_at = models.DateTimeField()
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["budget", "expires_at"],
+                condition=Q(settled_at__isnull=True),
+                name="gate_hold_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} {self.budget_id} {self.amount}"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.actions.models import Action
 from apps.actions.services import (
@@ -29,6 +30,7 @@ from apps.audit.services.event_prepare import (
 )
 from apps.audit.services.event_store import events_insert, known_hashes
 from apps.audit.services.ledger import ledger_batch_seal
+from apps.budgets.gate import gate_calls_settle
 from apps.budgets.services import Counted, budgets_count
 from apps.costs.services import UsageValues, llm_usage_record
 from apps.fleet.models import Agent
@@ -196,6 +198,13 @@ def _store(
         )
         # Counted in this transaction too: a halt lands with the event that crossed the cap.
         budgets_count(_counted(usages, fresh))
+        reservations = [
+            e.data["reservation_id"]
+            for e in fresh
+            if e.event_type == EventType.LLM_CALL and e.data.get("reservation_id")
+        ]
+        if reservations:
+            gate_calls_settle(reservations, timezone.now())
         fresh.sort(key=lambda e: e.index)
         seal = ledger_batch_seal(
             batch_id=batch_id, content_hashes=[e.content_hash for e in fresh], source=source
