@@ -5,43 +5,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('budgets', '0001_initial'),
-        ('fleet', '0002_owners_and_callbacks'),
+        ("budgets", "0001_initial"),
+        ("fleet", "0002_owners_and_callbacks"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='GateCall',
+            name="GateCall",
             fields=[
-                ('reservation_id', models.UUIDField(primary_key=True, serialize=False)),
-                ('kind', models.CharField(max_length=16)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('estimated_usd', models.DecimalField(decimal_places=9, max_digits=28, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('settled_at', models.DateTimeField(blank=True, null=True)),
-                ('agent', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='fleet.agent')),
+                ("reservation_id", models.UUIDField(primary_key=True, serialize=False)),
+                ("kind", models.CharField(max_length=16)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("estimated_usd", models.DecimalField(decimal_places=9, max_digits=28, null=True)),
+                ("created_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("settled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "agent",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="fleet.agent",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='GateHold',
+            name="GateHold",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('amount', models.DecimalField(decimal_places=9, max_digits=28)),
-                ('expires_at', models.DateTimeField()),
-                ('settled_at', models.DateTimeField(blank=True, null=True)),
-                ('budget', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='holds', to='budgets.budget')),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='holds', to='budgets.gatecall')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("amount", models.DecimalField(decimal_places=9, max_digits=28)),
+                ("expires_at", models.DateTimeField()),
+                ("settled_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "budget",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="holds",
+                        to="budgets.budget",
+                    ),
+                ),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="holds",
+                        to="budgets.gatecall",
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='gatecall',
-            index=models.Index(fields=['agent', 'created_at'], name='gate_call_agent_time'),
+            model_name="gatecall",
+            index=models.Index(fields=["agent", "created_at"], name="gate_call_agent_time"),
         ),
         migrations.AddIndex(
-            model_name='gatehold',
-            index=models.Index(condition=models.Q(('settled_at__isnull', True)), fields=['budget', 'expires_at'], name='gate_hold_open'),
+            model_name="gatehold",
+            index=models.Index(
+                condition=models.Q(("settled_at__isnull", True)),
+                fields=["budget", "expires_at"],
+                name="gate_hold_open",
+            ),
         ),
     ]
