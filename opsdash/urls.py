@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.actions.api import ActionDecideView, ActionDetailView, ActionProposeView
 from apps.audit.api import EventListCreateView, LimitsView
 from apps.budgets.api import GateView
+from apps.budgets.api_halt import AgentHaltView, AgentResumeView
 from apps.core.views import healthz, home
 from apps.slo.metrics import metrics_view
 
@@ -20,6 +21,8 @@ api_v1: list[URLPattern | URLResolver] = [
         name="action-decide",
     ),
     path("gate", GateView.as_view(), name="gate"),
+    path("agents/<slug:slug>/halt", AgentHaltView.as_view(), name="agent-halt"),
+    path("agents/<slug:slug>/resume", AgentResumeView.as_view(), name="agent-resume"),
     path("", include("apps.policy.api_urls")),
     path("", include("apps.slo.api_urls")),
 ]

@@ -420,3 +420,59 @@ def budget_resume(
             )
     budget.refresh_from_db()
     return resumed
+
+
+def agents_halt(*, agents: Sequence[Agent], reason: str, by: Any) -> list[Agent]:
+    """A person's halt (one agent, a team, or everything): the same teeth as a budget's, and
+    a halt event per agent. Agents already halted keep their first reason."""
+    from apps.audit.services.opsdash_events import opsdash_event_record
+    from apps.fleet.services import agent_halted_set
+
+    if not reason.strip():
+        raise ValueError("Say why the agents must stop.")
+    who = getattr(by, "username", "") or str(by or "")
+    halted = []
+    with transaction.atomic():
+        for agent in agents:
+            if agent.halted:
+                continue
+            agent_halted_set(agent=agent, halted=True, reason=f"Halted by {who}: {reason}")
+            opsdash_event_record(agent=agent, event_type="halt", data={"reason": reason, "by": who})
+            halted.append(agent)
+    return halted
+
+
+def agents_resume(*, agents: Sequence[Agent], reason: str, by: Any) -> list[Agent]:
+    """A person resumes agents. A budget that halted one of them in its current period starts
+    a new epoch, so the next event it counts past the cap halts the agent again; room comes
+    from budget_resume (a raised cap or an allowance)."""
+    from apps.audit.services.opsdash_events import opsdash_event_record
+    from apps.fleet.services import agent_halted_set
+
+    if not reason.strip():
+        raise ValueError("Say why the agents may run again.")
+    who = getattr(by, "username", "") or str(by or "")
+    now = timezone.now()
+    resumed = []
+    with transaction.atomic():
+        budgets = list(Budget.objects.select_for_update().filter(active=True).order_by("pk"))
+        for agent in agents:
+            if not agent.halted:
+                continue
+            for budget in budgets:
+                if not budget_covers(budget, agent.pk, agent.team_id, ""):
+                    continue
+                key = period_key(
+                    budget.period, budget.rolling_days, local_day(now, budget.time_zone)
+                )
+                if BudgetCrossing.objects.filter(
+                    budget=budget, period_start=key, epoch=budget.epoch, action=ThresholdAction.HALT
+                ).exists():
+                    budget.epoch += 1
+                    Budget.objects.filter(pk=budget.pk).update(epoch=budget.epoch)
+            agent_halted_set(agent=agent, halted=False)
+            opsdash_event_record(
+                agent=agent, event_type="resume", data={"reason": reason, "by": who}
+            )
+            resumed.append(agent)
+    return resumed

@@ -43,6 +43,7 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
     if has_role(user, FINOPS, SRE_LEAD):
         cost.append(("costs:explorer", "Cost explorer"))
         cost.append(("budgets:list", "Budgets"))
+        cost.append(("budgets:halted", "Halted agents"))
     if has_role(user, FINOPS):
         cost.append(("billing:imports", "Billing imports"))
     if user_roles(user):  # anyone with a role may read the price table
