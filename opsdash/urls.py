@@ -23,6 +23,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("gate", GateView.as_view(), name="gate"),
     path("agents/<slug:slug>/halt", AgentHaltView.as_view(), name="agent-halt"),
     path("agents/<slug:slug>/resume", AgentResumeView.as_view(), name="agent-resume"),
+    path("", include("apps.budgets.api_urls")),
     path("", include("apps.policy.api_urls")),
     path("", include("apps.slo.api_urls")),
 ]
