@@ -280,6 +280,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "slo.promotion_suggest",
         "schedule": 24 * 3600.0,
     },
+    # Budgets whose recent burn reaches the cap before the period ends: FinOps hear of it once.
+    "budgets-forecast-alerts": {
+        "task": "budgets.forecast_alerts",
+        "schedule": env.float("BUDGET_FORECAST_SECONDS", default=3600.0),
+    },
     # Billing uploads whose task was lost are queued again; dead imports are marked failed.
     "billing-imports-sweep": {
         "task": "billing.imports_sweep",

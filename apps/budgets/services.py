@@ -476,3 +476,36 @@ def agents_resume(*, agents: Sequence[Agent], reason: str, by: Any) -> list[Agen
             )
             resumed.append(agent)
     return resumed
+
+
+def budgets_forecast_alert(now: datetime | None = None) -> int:
+    """Tells FinOps about each budget whose recent burn reaches its cap before its period ends
+    (once per budget, period and epoch); returns how many budgets are projected to breach."""
+    from apps.accounts.roles import FINOPS
+    from apps.budgets.selectors import budget_forecast, budget_standing
+    from apps.notifications.services import notify
+
+    now = now or timezone.now()
+    projected = 0
+    for budget in Budget.objects.filter(active=True).prefetch_related("thresholds"):
+        standing = budget_standing(budget, now)
+        if standing.spent >= standing.cap:
+            continue  # crossed: the thresholds have spoken
+        forecast = budget_forecast(standing, now)
+        if forecast.breach_on is None or forecast.breach_on > standing.last_day:
+            continue
+        projected += 1
+        key = period_key(budget.period, budget.rolling_days, local_day(now, budget.time_zone))
+        notify(
+            kind="budget_forecast",
+            title=f"Budget {budget.name} is projected to reach its cap on {forecast.breach_on}",
+            body=(
+                f"{_figure(budget, standing.spent)} counted of {_figure(budget, standing.cap)}; "
+                f"at the recent burn of {_figure(budget, forecast.per_day)} a day the period "
+                f"ends at {_figure(budget, forecast.projected)}."
+            ),
+            url=reverse("budgets:detail", kwargs={"slug": budget.slug}),
+            roles=[FINOPS],
+            dedup_key=f"budget_forecast:{budget.pk}:{key}:{budget.epoch}",
+        )
+    return projected

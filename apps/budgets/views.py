@@ -8,8 +8,13 @@ from django.views.decorators.http import require_http_methods
 
 from apps.accounts.roles import FINOPS, SRE_LEAD, has_role
 from apps.budgets.models import Budget
-from apps.budgets.selectors import budget_crossings, budget_standing
-from apps.budgets.services import agents_halt, agents_resume
+from apps.budgets.selectors import (
+    budget_chart,
+    budget_crossings,
+    budget_forecast,
+    budget_standing,
+)
+from apps.budgets.services import agents_halt, agents_in_scope, agents_resume
 from apps.core.views import role_required
 from apps.fleet.models import Agent, Team
 
@@ -26,10 +31,18 @@ def budget_detail(request: HttpRequest, slug: str) -> HttpResponse:
     budget = get_object_or_404(
         Budget.objects.select_related("team", "agent").prefetch_related("thresholds"), slug=slug
     )
+    standing = budget_standing(budget)
+    forecast = budget_forecast(standing)
     return render(
         request,
         "budgets/budget_detail.html",
-        {"standing": budget_standing(budget), "crossings": budget_crossings(budget)},
+        {
+            "standing": standing,
+            "forecast": forecast,
+            "chart": budget_chart(standing, forecast),
+            "crossings": budget_crossings(budget),
+            "agents": agents_in_scope(budget),
+        },
     )
 
 
