@@ -5,7 +5,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from django.db import IntegrityError, transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers, status
@@ -16,16 +16,14 @@ from rest_framework.views import APIView
 
 from apps.accounts.roles import FINOPS, SRE_LEAD, has_role
 from apps.budgets.models import (
-    DEFAULT_THRESHOLDS,
     Budget,
     BudgetMeasure,
     BudgetPeriod,
     BudgetScope,
-    BudgetThreshold,
     ThresholdAction,
 )
 from apps.budgets.selectors import budget_standing
-from apps.budgets.services import DEFAULT_THROTTLE_PER_MINUTE
+from apps.budgets.services import DEFAULT_THROTTLE_PER_MINUTE, budget_save
 from apps.fleet.models import Agent, Team
 
 TAGS = ["budgets"]
@@ -191,41 +189,11 @@ class BudgetOut(serializers.ModelSerializer):
         }
 
 
-def _save(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
-    thresholds = data.pop("thresholds", None)
+def _saved(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
     try:
-        with transaction.atomic():
-            if budget is None:
-                budget = Budget(created_by=by if getattr(by, "pk", None) else None)
-            for name, value in data.items():
-                setattr(budget, name, value)
-            budget.team = data.get("team")
-            budget.agent = data.get("agent")
-            budget.model_pattern = data.get("model_pattern") or ""
-            budget.rolling_days = data.get("rolling_days")
-            budget.save()
-            if thresholds is not None or not budget.thresholds.exists():
-                chosen = (
-                    thresholds
-                    if thresholds is not None
-                    else [
-                        {
-                            "percent": p,
-                            "action": a,
-                            "per_minute": DEFAULT_THROTTLE_PER_MINUTE
-                            if a == ThresholdAction.THROTTLE
-                            else None,
-                        }
-                        for p, a in DEFAULT_THRESHOLDS
-                    ]
-                )
-                budget.thresholds.all().delete()
-                BudgetThreshold.objects.bulk_create(
-                    [BudgetThreshold(budget=budget, **t) for t in chosen]
-                )
-    except IntegrityError as exc:
-        raise exceptions.ValidationError({"slug": ["A budget with this slug exists."]}) from exc
-    return budget
+        return budget_save(budget, data, by)
+    except DjangoValidationError as exc:
+        raise exceptions.ValidationError(exc.message_dict) from exc
 
 
 def _queryset() -> Any:
@@ -251,7 +219,7 @@ class BudgetListCreateView(APIView):
     def post(self, request: Request) -> Response:
         incoming = BudgetIn(data=request.data)
         incoming.is_valid(raise_exception=True)
-        budget = _save(None, dict(incoming.validated_data), request.user)
+        budget = _saved(None, dict(incoming.validated_data), request.user)
         return Response(
             BudgetOut(_queryset().get(pk=budget.pk)).data, status=status.HTTP_201_CREATED
         )
@@ -276,5 +244,5 @@ class BudgetDetailView(APIView):
         incoming.is_valid(raise_exception=True)
         if incoming.validated_data["slug"] != slug:
             raise exceptions.ValidationError({"slug": ["The slug cannot change."]})
-        _save(budget, dict(incoming.validated_data), request.user)
+        _saved(budget, dict(incoming.validated_data), request.user)
         return Response(BudgetOut(_queryset().get(pk=budget.pk)).data)

@@ -17,6 +17,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.urls import reverse
@@ -509,3 +510,41 @@ def budgets_forecast_alert(now: datetime | None = None) -> int:
             dedup_key=f"budget_forecast:{budget.pk}:{key}:{budget.epoch}",
         )
     return projected
+
+
+def budget_save(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
+    """Creates or replaces a budget from validated BudgetIn data (the API and the form)."""
+    thresholds = data.pop("thresholds", None)
+    try:
+        with transaction.atomic():
+            if budget is None:
+                budget = Budget(created_by=by if getattr(by, "pk", None) else None)
+            for name, value in data.items():
+                setattr(budget, name, value)
+            budget.team = data.get("team")
+            budget.agent = data.get("agent")
+            budget.model_pattern = data.get("model_pattern") or ""
+            budget.rolling_days = data.get("rolling_days")
+            budget.save()
+            if thresholds is not None or not budget.thresholds.exists():
+                chosen = (
+                    thresholds
+                    if thresholds is not None
+                    else [
+                        {
+                            "percent": p,
+                            "action": a,
+                            "per_minute": DEFAULT_THROTTLE_PER_MINUTE
+                            if a == ThresholdAction.THROTTLE
+                            else None,
+                        }
+                        for p, a in DEFAULT_THRESHOLDS
+                    ]
+                )
+                budget.thresholds.all().delete()
+                BudgetThreshold.objects.bulk_create(
+                    [BudgetThreshold(budget=budget, **t) for t in chosen]
+                )
+    except IntegrityError as exc:
+        raise ValidationError({"slug": ["A budget with this slug exists."]}) from exc
+    return budget

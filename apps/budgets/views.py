@@ -1,20 +1,30 @@
 """Budget pages (FinOps and everyone who reads costs)."""
 
+from typing import Any
+
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from apps.accounts.roles import FINOPS, SRE_LEAD, has_role
-from apps.budgets.models import Budget
+from apps.budgets.api_budgets import BudgetIn
+from apps.budgets.models import (
+    DEFAULT_THRESHOLDS,
+    Budget,
+    BudgetMeasure,
+    BudgetPeriod,
+    BudgetScope,
+    ThresholdAction,
+)
 from apps.budgets.selectors import (
     budget_chart,
     budget_crossings,
     budget_forecast,
     budget_standing,
 )
-from apps.budgets.services import agents_halt, agents_in_scope, agents_resume
+from apps.budgets.services import agents_halt, agents_in_scope, agents_resume, budget_save
 from apps.core.views import role_required
 from apps.fleet.models import Agent, Team
 
@@ -23,7 +33,11 @@ from apps.fleet.models import Agent, Team
 def budget_list(request: HttpRequest) -> HttpResponse:
     budgets = Budget.objects.select_related("team", "agent").prefetch_related("thresholds")
     standings = [budget_standing(b) for b in budgets]
-    return render(request, "budgets/budget_list.html", {"standings": standings})
+    return render(
+        request,
+        "budgets/budget_list.html",
+        {"standings": standings, "can_edit": has_role(request.user, FINOPS)},
+    )
 
 
 @role_required(FINOPS, SRE_LEAD)
@@ -42,6 +56,7 @@ def budget_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "chart": budget_chart(standing, forecast),
             "crossings": budget_crossings(budget),
             "agents": agents_in_scope(budget),
+            "can_edit": has_role(request.user, FINOPS),
         },
     )
 
@@ -105,3 +120,156 @@ def _stop_targets(target: str) -> list[Agent] | None:
     if kind == "team" and Team.objects.filter(slug=slug).exists():
         return list(qs.filter(team__slug=slug))
     return None
+
+
+THRESHOLD_ROWS = 6
+
+
+def _form_data(request: HttpRequest) -> dict[str, Any]:
+    """The form's fields in the API's shape: one validation for both."""
+    post = request.POST
+    data: dict[str, Any] = {
+        name: post.get(name, "").strip()
+        for name in (
+            "slug",
+            "name",
+            "scope",
+            "team",
+            "agent",
+            "model_pattern",
+            "measure",
+            "currency",
+            "period",
+            "rolling_days",
+            "time_zone",
+            "cap",
+        )
+    }
+    for name in ("team", "agent", "rolling_days"):
+        data[name] = data[name] or None
+    data["currency"] = data["currency"] or "USD"
+    data["active"] = post.get("active") == "on"
+    thresholds = []
+    for i in range(THRESHOLD_ROWS):
+        percent = post.get(f"t{i}_percent", "").strip()
+        action = post.get(f"t{i}_action", "").strip()
+        if percent or action:
+            row: dict[str, Any] = {"percent": percent, "action": action}
+            per_minute = post.get(f"t{i}_per_minute", "").strip()
+            if per_minute:
+                row["per_minute"] = per_minute
+            thresholds.append(row)
+    data["thresholds"] = thresholds
+    return data
+
+
+def _initial(budget: Budget | None) -> dict[str, Any]:
+    if budget is None:
+        rows = [
+            {
+                "percent": f"{p.normalize():f}",
+                "action": a,
+                "per_minute": 10 if a == "throttle" else "",
+            }
+            for p, a in DEFAULT_THRESHOLDS
+        ]
+        values: dict[str, Any] = {
+            "time_zone": "UTC",
+            "currency": "USD",
+            "active": True,
+            "period": "monthly",
+            "measure": "llm_usd",
+            "scope": "global",
+        }
+    else:
+        rows = [
+            {
+                "percent": f"{t.percent.normalize():f}",
+                "action": t.action,
+                "per_minute": t.per_minute or "",
+            }
+            for t in budget.thresholds.all()
+        ]
+        values = {
+            "slug": budget.slug,
+            "name": budget.name,
+            "scope": budget.scope,
+            "team": budget.team.slug if budget.team else "",
+            "agent": budget.agent.slug if budget.agent else "",
+            "model_pattern": budget.model_pattern,
+            "measure": budget.measure,
+            "currency": budget.currency,
+            "period": budget.period,
+            "rolling_days": budget.rolling_days or "",
+            "time_zone": budget.time_zone,
+            "cap": f"{budget.cap.normalize():f}",
+            "active": budget.active,
+        }
+    rows += [{"percent": "", "action": "", "per_minute": ""}] * (THRESHOLD_ROWS - len(rows))
+    values["thresholds"] = rows
+    return values
+
+
+def _form_page(
+    request: HttpRequest,
+    budget: Budget | None,
+    values: dict[str, Any],
+    errors: dict[str, Any],
+    status: int = 200,
+) -> HttpResponse:
+    return render(
+        request,
+        "budgets/budget_form.html",
+        {
+            "budget": budget,
+            "values": values,
+            "errors": errors,
+            "scopes": BudgetScope.choices,
+            "measures": BudgetMeasure.choices,
+            "periods": BudgetPeriod.choices,
+            "actions": ThresholdAction.choices,
+            "teams": Team.objects.order_by("slug"),
+            "agents": Agent.objects.order_by("slug"),
+        },
+        status=status,
+    )
+
+
+def _threshold_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "percent": t.get("percent", ""),
+            "action": t.get("action", ""),
+            "per_minute": t.get("per_minute", ""),
+        }
+        for t in data["thresholds"]
+    ]
+    return rows + [{"percent": "", "action": "", "per_minute": ""}] * (THRESHOLD_ROWS - len(rows))
+
+
+@role_required(FINOPS)
+@require_http_methods(["GET", "POST"])
+def budget_edit(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    budget = (
+        get_object_or_404(
+            Budget.objects.select_related("team", "agent").prefetch_related("thresholds"), slug=slug
+        )
+        if slug
+        else None
+    )
+    if request.method == "GET":
+        return _form_page(request, budget, _initial(budget), {})
+    data = _form_data(request)
+    if budget is not None:
+        data["slug"] = budget.slug
+    incoming = BudgetIn(data=data)
+    if not incoming.is_valid():
+        values = {**data, "thresholds": _threshold_rows(data)}
+        return _form_page(request, budget, values, incoming.errors, status=400)
+    try:
+        saved = budget_save(budget, dict(incoming.validated_data), request.user)
+    except ValidationError as exc:
+        values = {**data, "thresholds": _threshold_rows(data)}
+        return _form_page(request, budget, values, exc.message_dict, status=400)
+    messages.success(request, f"Saved budget {saved.name}.")
+    return redirect("budgets:detail", slug=saved.slug)
