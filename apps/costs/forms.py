@@ -105,3 +105,55 @@ class ModelPriceForm(forms.Form):
             "source_url": data["source_url"],
             "note": data["note"],
         }
+
+
+MAX_RECON_DAYS = 366
+
+
+class ReconFilterForm(forms.Form):
+    """The reconciliation page's range (UTC days, both included) and filters."""
+
+    since = forms.DateField(label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    workspace = forms.CharField(max_length=128, required=False)
+    model = forms.CharField(max_length=200, required=False)
+    agent = forms.CharField(max_length=64, required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if until < since:
+                raise forms.ValidationError(f"“To” ({until}) is before “From” ({since}).")
+            if (until - since).days >= MAX_RECON_DAYS:
+                raise forms.ValidationError(
+                    f"Choose at most {MAX_RECON_DAYS} days; {since} to {until} is "
+                    f"{(until - since).days + 1}."
+                )
+        return data
+
+
+class PullForm(forms.Form):
+    """The days "Pull now" replaces (UTC, both included)."""
+
+    since = forms.DateField()
+    until = forms.DateField()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if until < since:
+                raise forms.ValidationError(
+                    f"The last day ({until}) is before the first ({since})."
+                )
+            if until > timezone.now().date():
+                raise forms.ValidationError(f"{until} is in the future; nothing is billed yet.")
+            if (until - since).days >= MAX_RECON_DAYS:
+                raise forms.ValidationError(f"Pull at most {MAX_RECON_DAYS} days at once.")
+        return data
+
+
+class ApiKeyMapForm(forms.Form):
+    agent = forms.SlugField(max_length=64)
+    api_key_id = forms.CharField(max_length=128, required=False)

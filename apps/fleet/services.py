@@ -1,3 +1,4 @@
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -104,3 +105,43 @@ def _token_change_record(agent: Agent, change: str, token: AgentToken, by: str) 
             "by": by,
         },
     )
+
+
+# Anthropic's API key ids, as the Admin API and Console show them (apikey_01Rj2N8SVvo6BePZj99NhmiT).
+ANTHROPIC_API_KEY_ID = re.compile(r"^apikey_[A-Za-z0-9]{8,100}$")
+
+
+def agent_anthropic_key_set(*, agent: Agent, api_key_id: str) -> Agent:
+    """Maps the agent to the Anthropic API key it calls Claude with (its id, never the secret),
+    so billed cost per key reconciles with the agent's estimated cost; "" clears it."""
+    api_key_id = api_key_id.strip()
+    if api_key_id.startswith("sk-ant-"):
+        raise ValidationError(
+            {
+                "api_key_id": "That is a secret key, not a key id: paste the key's id "
+                "(apikey_…), shown in the Claude Console and on the reconciliation page. "
+                "Rotate the secret you pasted if it was shared anywhere."
+            }
+        )
+    if api_key_id and not ANTHROPIC_API_KEY_ID.match(api_key_id):
+        raise ValidationError(
+            {"api_key_id": f"{api_key_id[:80]!r} is not an Anthropic API key id (apikey_…)."}
+        )
+    agent.anthropic_api_key_id = api_key_id
+    agent.save(update_fields=["anthropic_api_key_id"])
+    return agent
+
+
+def anthropic_api_key_set_active(*, agent: Agent, active: bool) -> str:
+    """Activates or deactivates the agent's Anthropic API key through the Admin API (a halted
+    agent's key stops working at Anthropic, whatever the agent does); returns the key's status.
+
+    Raises ValidationError when the agent has no key mapped, and
+    apps.costs.billed.client.AdminApiError when the API refuses or is not configured."""
+    from apps.costs.billed.client import api_key_status_set
+
+    if not agent.anthropic_api_key_id:
+        raise ValidationError(
+            {"api_key_id": f"Agent {agent.slug} has no Anthropic API key id mapped."}
+        )
+    return api_key_status_set(api_key_id=agent.anthropic_api_key_id, active=active)
