@@ -118,6 +118,7 @@ class ReconFilterForm(forms.Form):
     workspace = forms.CharField(max_length=128, required=False)
     model = forms.CharField(max_length=200, required=False)
     agent = forms.CharField(max_length=64, required=False)
+    tokens_only = forms.BooleanField(required=False)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

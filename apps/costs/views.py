@@ -91,7 +91,7 @@ def _recon_form(request: HttpRequest) -> ReconFilterForm:
     data = {
         "since": request.GET.get("since") or (today - timedelta(days=13)).isoformat(),
         "until": request.GET.get("until") or today.isoformat(),
-        **{k: request.GET.get(k, "") for k in ("workspace", "model", "agent")},
+        **{k: request.GET.get(k, "") for k in ("workspace", "model", "agent", "tokens_only")},
     }
     return ReconFilterForm(data)
 
@@ -116,6 +116,7 @@ def _recon_context(request: HttpRequest, form: ReconFilterForm, **extra: Any) ->
             workspace=data["workspace"],
             model=data["model"],
             agent=data["agent"],
+            tokens_only=data["tokens_only"],
         )
         if context["recon"].unmapped_keys:
             from apps.fleet.models import Agent

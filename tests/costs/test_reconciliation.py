@@ -259,6 +259,14 @@ def test_filters_narrow_rows_and_totals(client, finops, fleet, admin_on):
         Decimal("10.7025"),
         Decimal("15.9"),
     )
+    tokens = client.get(
+        URL,
+        {"since": "2026-11-11", "until": "2026-11-11", "model": "test-sonnet", "tokens_only": "1"},
+    ).context["recon"]
+    assert [(r.api_key_id, r.estimated, r.billed, r.billed_non_token) for r in tokens.rows] == [
+        ("", Decimal("4.5"), Decimal(0), Decimal(0)),
+        (TRIAGE_KEY, Decimal("4.5"), Decimal("5.8"), Decimal(0)),
+    ]
 
 
 def test_csv_export_has_exact_figures(client, finops, fleet, admin_on):
@@ -481,3 +489,27 @@ def test_a_halted_agents_key_can_be_deactivated(fleet, admin_on):
         f"/v1/organizations/api_keys/{TRIAGE_KEY}",
         {"status": "inactive"},
     )
+
+
+def test_a_row_outside_the_days_asked_for_fails_the_pull(fleet, admin_on):
+    two_day_bill(admin_on)
+    pull()
+    admin_on.reply(cost_page(cost_item("2026-11-09", "100")))
+    failed = pull(since=D1, until=D2)
+    assert failed.message == (
+        "The Admin API sent cost for 2026-11-09, outside the days asked for (2026-11-10 to "
+        "2026-11-10); nothing was replaced."
+    )
+    assert AnthropicBilledCost.objects.count() == 4
+
+
+def test_a_long_range_is_asked_for_31_days_at_a_time(fleet, admin_on):
+    admin_on.reply(
+        cost_page(cost_item("2026-10-01", "100")), cost_page(cost_item("2026-11-01", "200"))
+    )
+    result = pull(since=date(2026, 10, 1), until=date(2026, 11, 5))
+    assert (result.status, result.rows, result.billed_usd) == ("succeeded", 2, Decimal("3"))
+    assert [(r["query"]["starting_at"], r["query"]["ending_at"]) for r in admin_on.requests] == [
+        (["2026-10-01T00:00:00+00:00"], ["2026-11-01T00:00:00+00:00"]),
+        (["2026-11-01T00:00:00+00:00"], ["2026-11-05T00:00:00+00:00"]),
+    ]

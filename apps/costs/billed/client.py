@@ -166,7 +166,13 @@ def billed_costs_fetch(*, since: date, until: date, on_page: Any = None) -> Iter
                 if on_page is not None:
                     on_page()
                 for item in page.data:
-                    yield _billed_row(item)
+                    row = _billed_row(item)
+                    if not start <= row.day < end:
+                        raise AdminApiError(
+                            f"The Admin API sent cost for {row.day}, outside the days asked "
+                            f"for ({start} to {end - timedelta(days=1)}); nothing was replaced."
+                        )
+                    yield row
             start = end
     except anthropic.AnthropicError as exc:
         raise _translate(exc) from exc

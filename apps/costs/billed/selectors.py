@@ -127,10 +127,12 @@ def reconciliation(
     workspace: str = "",
     model: str = "",
     agent: str = "",
+    tokens_only: bool = False,
 ) -> Reconciliation:
     """Every (day, workspace, model, API key) cell with estimated or billed cost in the
-    inclusive UTC day range; four queries whatever the range. Filters narrow the rows; the
-    chart and totals follow the filters."""
+    inclusive UTC day range; five queries whatever the range. Filters narrow the rows; the
+    chart and totals follow the filters. `tokens_only` leaves out billed web search, code
+    execution and session time, which llm_call estimates priced from tokens cannot contain."""
     start, end = _day_bounds(since, until)
     agents = {
         a["pk"]: (a["slug"], a["anthropic_api_key_id"])
@@ -159,13 +161,12 @@ def reconciliation(
             )
         return row
 
-    billed = (
-        AnthropicBilledCost.objects.filter(day__gte=since, day__lte=until, currency="USD")
-        .values("day", "workspace_id", "model", "api_key_id")
-        .annotate(
-            billed_amount=Sum("amount"),
-            non_token=Sum("amount", filter=~Q(cost_type="tokens")),
-        )
+    billed_rows = AnthropicBilledCost.objects.filter(day__gte=since, day__lte=until, currency="USD")
+    if tokens_only:
+        billed_rows = billed_rows.filter(cost_type="tokens")
+    billed = billed_rows.values("day", "workspace_id", "model", "api_key_id").annotate(
+        billed_amount=Sum("amount"),
+        non_token=Sum("amount", filter=~Q(cost_type="tokens")),
     )
     for b in billed:
         key = b["api_key_id"]
