@@ -6,6 +6,7 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.utils import timezone
 
+from apps.costs.billed.client import earliest_day
 from apps.costs.models import PRICE_FIELDS, ModelPrice
 
 MODEL_PATTERN = RegexValidator(
@@ -148,8 +149,15 @@ class PullForm(forms.Form):
                 raise forms.ValidationError(
                     f"The last day ({until}) is before the first ({since})."
                 )
-            if until > timezone.now().date():
+            today = timezone.now().date()
+            if until > today:
                 raise forms.ValidationError(f"{until} is in the future; nothing is billed yet.")
+            first = earliest_day(today)
+            if since < first:
+                raise forms.ValidationError(
+                    f"Anthropic reports cost from {first} on (from 2026-01-01, and for the "
+                    f"last 365 days); choose a first day from {first}."
+                )
             if (until - since).days >= MAX_RECON_DAYS:
                 raise forms.ValidationError(f"Pull at most {MAX_RECON_DAYS} days at once.")
         return data

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.roles import FINOPS, VIEWER, has_role
@@ -226,8 +227,8 @@ def api_key_map(request: HttpRequest) -> HttpResponse:
     from apps.fleet.models import Agent
     from apps.fleet.services import agent_anthropic_key_set
 
-    back = request.POST.get("next") or reverse("costs:reconciliation")
-    if not back.startswith("/") or back.startswith("//"):
+    back = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(back, allowed_hosts=None):  # same-site paths only
         back = reverse("costs:reconciliation")
     form = ApiKeyMapForm(request.POST)
     if not form.is_valid():
@@ -238,7 +239,9 @@ def api_key_map(request: HttpRequest) -> HttpResponse:
         messages.error(request, f"There is no agent {form.cleaned_data['agent']!r}.")
         return redirect(back)
     try:
-        agent_anthropic_key_set(agent=agent, api_key_id=form.cleaned_data["api_key_id"])
+        agent_anthropic_key_set(
+            agent=agent, api_key_id=form.cleaned_data["api_key_id"], by=request.user.get_username()
+        )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
         return redirect(back)

@@ -111,9 +111,11 @@ def _token_change_record(agent: Agent, change: str, token: AgentToken, by: str) 
 ANTHROPIC_API_KEY_ID = re.compile(r"^apikey_[A-Za-z0-9]{8,100}$")
 
 
-def agent_anthropic_key_set(*, agent: Agent, api_key_id: str) -> Agent:
+@transaction.atomic
+def agent_anthropic_key_set(*, agent: Agent, api_key_id: str, by: str = "") -> Agent:
     """Maps the agent to the Anthropic API key it calls Claude with (its id, never the secret),
-    so billed cost per key reconciles with the agent's estimated cost; "" clears it."""
+    so billed cost per key reconciles with the agent's estimated cost; "" clears it. A change
+    is a token_change event in the audit log, as the key is one of the agent's credentials."""
     api_key_id = api_key_id.strip()
     if api_key_id.startswith("sk-ant-"):
         raise ValidationError(
@@ -127,12 +129,31 @@ def agent_anthropic_key_set(*, agent: Agent, api_key_id: str) -> Agent:
         raise ValidationError(
             {"api_key_id": f"{api_key_id[:80]!r} is not an Anthropic API key id (apikey_…)."}
         )
+    before = agent.anthropic_api_key_id
+    if api_key_id == before:
+        return agent
     agent.anthropic_api_key_id = api_key_id
     agent.save(update_fields=["anthropic_api_key_id"])
+    _anthropic_key_change_record(
+        agent,
+        "anthropic key set" if api_key_id else "anthropic key cleared",
+        api_key_id or before,
+        by,
+    )
     return agent
 
 
-def anthropic_api_key_set_active(*, agent: Agent, active: bool) -> str:
+def _anthropic_key_change_record(agent: Agent, change: str, api_key_id: str, by: str) -> None:
+    from apps.audit.services.opsdash_events import opsdash_event_record
+
+    opsdash_event_record(
+        agent=agent,
+        event_type="token_change",
+        data={"change": change, "token_prefix": api_key_id, "by": by},
+    )
+
+
+def anthropic_api_key_set_active(*, agent: Agent, active: bool, by: str = "") -> str:
     """Activates or deactivates the agent's Anthropic API key through the Admin API (a halted
     agent's key stops working at Anthropic, whatever the agent does); returns the key's status.
 
@@ -144,4 +165,6 @@ def anthropic_api_key_set_active(*, agent: Agent, active: bool) -> str:
         raise ValidationError(
             {"api_key_id": f"Agent {agent.slug} has no Anthropic API key id mapped."}
         )
-    return api_key_status_set(api_key_id=agent.anthropic_api_key_id, active=active)
+    status = api_key_status_set(api_key_id=agent.anthropic_api_key_id, active=active)
+    _anthropic_key_change_record(agent, f"anthropic key {status}", agent.anthropic_api_key_id, by)
+    return status

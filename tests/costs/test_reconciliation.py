@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 
+from apps.audit.models import Event
 from apps.costs.billed.client import AdminApiError, cents_to_units
 from apps.costs.billed.services import anthropic_costs_pull
 from apps.costs.models import AnthropicBilledCost, AnthropicCostPull, PullTrigger
@@ -294,6 +295,8 @@ def test_finops_maps_an_unmapped_key_to_an_agent(client, finops, fleet, admin_on
     )
     assert response.status_code == 302
     assert Agent.objects.get(slug="k8s-healer").anthropic_api_key_id == STRAY_KEY
+    change = Event.objects.get(type="token_change", agent__slug="k8s-healer")
+    assert change.data == {"change": "anthropic key set", "token_prefix": STRAY_KEY, "by": "fiona"}
     recon = client.get(URL, {"since": "2026-11-10", "until": "2026-11-10"}).context["recon"]
     assert [(r.api_key_id, r.key_state, r.agents) for r in recon.rows] == [
         (STRAY_KEY, "mapped", ["k8s-healer"]),
@@ -482,7 +485,13 @@ def test_a_halted_agents_key_can_be_deactivated(fleet, admin_on):
     from apps.fleet.services import anthropic_api_key_set_active
 
     admin_on.reply(api_key_body(TRIAGE_KEY, "inactive"))
-    assert anthropic_api_key_set_active(agent=fleet, active=False) == "inactive"
+    assert anthropic_api_key_set_active(agent=fleet, active=False, by="fiona") == "inactive"
+    change = Event.objects.get(type="token_change", agent=fleet)
+    assert change.data == {
+        "change": "anthropic key inactive",
+        "token_prefix": TRIAGE_KEY,
+        "by": "fiona",
+    }
     (request,) = admin_on.requests
     assert (request["method"], request["path"], request["body"]) == (
         "POST",
@@ -513,3 +522,45 @@ def test_a_long_range_is_asked_for_31_days_at_a_time(fleet, admin_on):
         (["2026-10-01T00:00:00+00:00"], ["2026-11-01T00:00:00+00:00"]),
         (["2026-11-01T00:00:00+00:00"], ["2026-11-05T00:00:00+00:00"]),
     ]
+
+
+def test_a_day_before_the_endpoint_reports_is_refused_before_asking(client, finops, admin_on):
+    client.force_login(finops)
+    response = client.post(
+        "/costs/reconciliation/pull/", {"since": "2025-12-31", "until": "2026-01-02"}, follow=True
+    )
+    assert (
+        "Nothing was pulled: Anthropic reports cost from 2026-01-01 on (from 2026-01-01, and "
+        "for the last 365 days); choose a first day from 2026-01-01."
+    ) in response.content.decode()
+    with pytest.raises(CommandError, match="--since 2025-12-31 is too early"):
+        call_command("pull_anthropic_costs", "--since", "2025-12-31")
+    assert admin_on.requests == []
+
+
+def test_the_pull_status_fragment_polls_only_while_a_pull_runs(client, finops, admin_on):
+    queued = AnthropicCostPull.objects.create(
+        trigger=PullTrigger.BUTTON, since=D1, until=D2, requested_by=finops
+    )
+    client.force_login(finops)
+    fragment = client.get(URL, {"part": "pull"}, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.startswith('<div id="pull-status" hx-get="/costs/reconciliation/?part=pull"')
+    assert '<span class="badge muted">queued</span>' in fragment
+    queued.status = "succeeded"
+    queued.save()
+    fragment = client.get(URL, {"part": "pull"}, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.startswith('<div id="pull-status">')
+
+
+def test_an_admin_sets_the_key_on_the_agents_page(client, admin_person, agent):
+    client.force_login(admin_person)
+    page = client.get("/fleet/agents/triage-bot/").content.decode()
+    assert 'id="anthropic-key"' in page
+    response = client.post(
+        "/costs/reconciliation/api-keys/",
+        {"agent": "triage-bot", "api_key_id": TRIAGE_KEY, "next": "/fleet/agents/triage-bot/"},
+    )
+    assert response["Location"] == "/fleet/agents/triage-bot/"
+    page = client.get("/fleet/agents/triage-bot/").content.decode()
+    assert f'value="{TRIAGE_KEY}"' in page
+    assert f"Agent triage-bot now calls Claude with API key {TRIAGE_KEY}." in page

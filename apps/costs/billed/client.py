@@ -20,6 +20,9 @@ from django.conf import settings
 MAX_DAYS_PER_REQUEST = 31
 PAGE_LIMIT = 1000
 GROUP_BY = ["workspace_id", "model", "api_key_id", "cost_type"]
+# The endpoint refuses a start before this, or more than 365 days ago.
+FIRST_DAY = date(2026, 1, 1)
+LOOKBACK_DAYS = 364  # a whole UTC day that starts within the last 365 days
 # What AnthropicBilledCost.amount stores: 12 decimal places of a cent.
 AMOUNT_QUANTUM = Decimal("1e-14")
 
@@ -61,6 +64,11 @@ NOT_CONFIGURED = (
     "(or ANTHROPIC_ADMIN_KEY_FILE) to an Admin API key (sk-ant-admin…, created by an "
     "organization admin in the Claude Console) to pull billed cost daily."
 )
+
+
+def earliest_day(today: date) -> date:
+    """The first UTC day the cost endpoint can still report."""
+    return max(FIRST_DAY, today - timedelta(days=LOOKBACK_DAYS))
 
 
 def _client() -> anthropic.Anthropic:

@@ -276,6 +276,9 @@ def recon_chart(rows: list[ReconRow], *, since: date, until: date) -> dict[str, 
         days.append(day)
         day += timedelta(days=1)
     xs = [d.isoformat() for d in days]
+    xaxis: dict[str, Any] = {"title": {"text": "day (UTC)"}, "type": "date", "tickformat": "%b %d"}
+    if len(days) <= 31:
+        xaxis["dtick"] = 86_400_000  # one tick a day; Plotly would otherwise tick hours
     return {
         "data": [
             {
@@ -296,7 +299,7 @@ def recon_chart(rows: list[ReconRow], *, since: date, until: date) -> dict[str, 
         ],
         "layout": {
             "title": {"text": "Estimated vs billed LLM cost per UTC day"},
-            "xaxis": {"title": {"text": "day (UTC)"}, "type": "date"},
+            "xaxis": xaxis,
             "yaxis": {"title": {"text": "USD"}, "rangemode": "tozero"},
             "legend": {"orientation": "h", "y": -0.25},
         },

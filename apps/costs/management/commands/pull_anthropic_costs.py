@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from apps.costs.billed.client import NOT_CONFIGURED
+from apps.costs.billed.client import NOT_CONFIGURED, earliest_day
 from apps.costs.billed.services import anthropic_costs_pull
 from apps.costs.models import PullStatus, PullTrigger
 
@@ -36,6 +36,12 @@ class Command(BaseCommand):
         last: date = options["until"] or timezone.now().date()
         if last < since:
             raise CommandError(f"--until {last} is before --since {since}.")
+        first = earliest_day(timezone.now().date())
+        if since < first:
+            raise CommandError(
+                f"--since {since} is too early: Anthropic reports cost from {first} on (from "
+                "2026-01-01, and for the last 365 days)."
+            )
         pull = anthropic_costs_pull(
             since=since, until=last + timedelta(days=1), trigger=PullTrigger.COMMAND
         )
