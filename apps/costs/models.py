@@ -241,6 +241,7 @@ class AnthropicCostPull(models.Model):
     message = models.TextField(blank=True)
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     rows = models.PositiveIntegerField(default=0)
+    usage_rows = models.PositiveIntegerField(default=0)
     pages = models.PositiveIntegerField(default=0)
     billed_usd = models.DecimalField(max_digits=28, decimal_places=14, null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
@@ -297,3 +298,36 @@ class AnthropicBilledCost(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.workspace_id} {self.model} {self.api_key_id}: {self.amount}"
+
+
+class AnthropicBilledUsage(models.Model):
+    """Anthropic's token counts of one UTC day for one workspace, model, API key and service
+    tier, as the Admin API's analytics usage endpoint reported them at the last pull of that
+    day. Priced with our price table they split a variance in two: tokens our events missed,
+    and prices that differ from the table."""
+
+    day = models.DateField()
+    workspace_id = models.CharField(max_length=128, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    api_key_id = models.CharField(max_length=128, blank=True)
+    service_tier = models.CharField(max_length=32, blank=True)
+    # Anthropic's meaning: input excludes the cache classes, each counted on its own.
+    uncached_input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_5m_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveBigIntegerField(null=True, blank=True)
+    pull = models.ForeignKey(AnthropicCostPull, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["day", "workspace_id", "model", "api_key_id", "service_tier"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "workspace_id", "model", "api_key_id", "service_tier"],
+                name="billed_usage_one_row_per_cell",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.workspace_id} {self.model} {self.api_key_id}"

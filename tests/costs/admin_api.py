@@ -11,9 +11,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from anthropic.types.beta.organization.analytics import BetaAnalyticsCostItem
+from anthropic.types.beta.organization.analytics import (
+    BetaAnalyticsCostItem,
+    BetaAnalyticsUsageItem,
+)
 from anthropic.types.beta.organization.analytics.beta_analytics_cost_group import (
     BetaAnalyticsCostGroup,
+)
+from anthropic.types.beta.organization.analytics.beta_analytics_usage_group import (
+    BetaAnalyticsUsageGroup,
 )
 from anthropic.types.organization import APIKey
 
@@ -47,6 +53,46 @@ def cost_item(
         },
     }
     BetaAnalyticsCostItem.model_validate(item)
+    return item
+
+
+def usage_item(
+    day: str,
+    *,
+    uncached_input: int = 0,
+    output: int = 0,
+    write_5m: int = 0,
+    write_1h: int = 0,
+    read: int = 0,
+    requests: int | None = 1,
+    workspace_id: str | None = "wrkspc_01Prod",
+    model: str | None = "test-sonnet",
+    api_key_id: str | None = "apikey_01TriageKey",
+    service_tier: str | None = "standard",
+) -> dict[str, Any]:
+    """One BetaAnalyticsUsageItem of a 1d bucket grouped by workspace, model, key and tier."""
+    group: dict[str, Any] = {name: None for name in BetaAnalyticsUsageGroup.model_fields}
+    group.update(
+        workspace_id=workspace_id, model=model, api_key_id=api_key_id, service_tier=service_tier
+    )
+    item = {
+        "starting_at": f"{day}T00:00:00Z",
+        "ending_at": f"{_next(day)}T00:00:00Z",
+        "group": group,
+        "usage": {
+            "uncached_input_tokens": uncached_input,
+            "output_tokens": output,
+            "cache_creation": {
+                "ephemeral_5m_input_tokens": write_5m,
+                "ephemeral_1h_input_tokens": write_1h,
+            },
+            "cache_read_input_tokens": read,
+            "total_tokens": uncached_input + output + write_5m + write_1h + read,
+            "requests": requests,
+            "server_tool_use": {"web_search_requests": 0},
+        },
+    }
+    BetaAnalyticsUsageItem.model_validate(item)
     return item
 
 
@@ -96,14 +142,27 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+USAGE_PATH = "/v1/organizations/analytics/usage"
+
+
 @dataclass
 class FakeAdminApi:
+    """Replies in order; the usage endpoint has its own queue (empty pages by default)."""
+
     url: str = ""
     replies: list[Reply] = field(default_factory=list)
+    usage_replies: list[Reply] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
 
     def reply(self, *replies: Reply | dict[str, Any]) -> None:
         self.replies.extend(r if isinstance(r, Reply) else Reply(body=r) for r in replies)
+
+    def reply_usage(self, *replies: Reply | dict[str, Any]) -> None:
+        self.usage_replies.extend(r if isinstance(r, Reply) else Reply(body=r) for r in replies)
+
+    @property
+    def cost_requests(self) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] != USAGE_PATH]
 
 
 @pytest.fixture
@@ -124,7 +183,8 @@ def admin_api() -> Iterator[FakeAdminApi]:
                     "body": json.loads(raw) if raw else None,
                 }
             )
-            reply = fake.replies.pop(0) if fake.replies else Reply(body=cost_page())
+            queue = fake.usage_replies if parts.path == USAGE_PATH else fake.replies
+            reply = queue.pop(0) if queue else Reply(body=cost_page())
             payload = json.dumps(reply.body or {}).encode()
             self.send_response(reply.status)
             self.send_header("content-type", "application/json")

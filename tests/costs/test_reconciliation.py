@@ -15,7 +15,12 @@ from django.core.management import CommandError, call_command
 from apps.audit.models import Event
 from apps.costs.billed.client import AdminApiError, cents_to_units
 from apps.costs.billed.services import anthropic_costs_pull
-from apps.costs.models import AnthropicBilledCost, AnthropicCostPull, PullTrigger
+from apps.costs.models import (
+    AnthropicBilledCost,
+    AnthropicBilledUsage,
+    AnthropicCostPull,
+    PullTrigger,
+)
 from apps.fleet.models import Agent
 from tests.costs.admin_api import (
     ADMIN_KEY,
@@ -25,6 +30,7 @@ from tests.costs.admin_api import (
     cost_item,
     cost_page,
     error_body,
+    usage_item,
 )
 from tests.costs.conftest import call, ingest, make_price
 
@@ -77,7 +83,9 @@ def calls_on_both_days() -> None:
 
 
 def two_day_bill(api: FakeAdminApi) -> None:
-    """Day 1 in two pages (the cursor is followed), day 2 on the second page."""
+    """Day 1 in two pages (the cursor is followed), day 2 on the second page; the usage
+    endpoint's tokens: day 1 10,000 more output tokens than the events ($4.65 at the table),
+    an unpriced model on the stray key, day 2 in the batch tier (half price: $4.50)."""
     api.reply(
         cost_page(
             cost_item("2026-11-10", "470.25", list_amount_cents="500"),
@@ -90,12 +98,31 @@ def two_day_bill(api: FakeAdminApi) -> None:
             has_more=False,
         ),
     )
+    api.reply_usage(
+        cost_page(
+            usage_item("2026-11-10", uncached_input=1_000_000, output=110_000, requests=1),
+            usage_item("2026-11-10", uncached_input=1000, api_key_id=STRAY_KEY, model="test-haiku"),
+            usage_item(
+                "2026-11-11",
+                uncached_input=2_000_000,
+                output=200_000,
+                service_tier="batch",
+                requests=None,
+            ),
+        )
+    )
 
 
 def test_pull_follows_pages_and_stores_exact_amounts(fleet, admin_on):
     two_day_bill(admin_on)
     result = pull()
-    assert (result.status, result.rows, result.pages, result.message) == ("succeeded", 4, 2, "")
+    assert (result.status, result.rows, result.usage_rows, result.pages, result.message) == (
+        "succeeded",
+        4,
+        3,
+        3,
+        "",
+    )
     assert result.billed_usd == Decimal("10.825956789012")
     assert billed() == [
         (
@@ -119,7 +146,7 @@ def test_pull_follows_pages_and_stores_exact_amounts(fleet, admin_on):
             Decimal("0.2"),
         ),
     ]
-    first, second = admin_on.requests
+    first, second = admin_on.cost_requests
     assert first["path"] == second["path"] == "/v1/organizations/analytics/cost"
     # This SDK sends the key as a bearer token.
     assert first["headers"]["authorization"] == f"Bearer {ADMIN_KEY}"
@@ -130,6 +157,28 @@ def test_pull_follows_pages_and_stores_exact_amounts(fleet, admin_on):
     assert first["query"]["ending_at"] == ["2026-11-12T00:00:00+00:00"]
     assert "page" not in first["query"]
     assert second["query"]["page"] == ["page_Mg=="]
+    (usage_request,) = [r for r in admin_on.requests if r not in (first, second)]
+    assert usage_request["path"] == "/v1/organizations/analytics/usage"
+    assert usage_request["query"]["group_by[]"] == [
+        "workspace_id",
+        "model",
+        "api_key_id",
+        "service_tier",
+    ]
+    assert list(
+        AnthropicBilledUsage.objects.order_by("day", "api_key_id").values_list(
+            "day",
+            "api_key_id",
+            "service_tier",
+            "uncached_input_tokens",
+            "output_tokens",
+            "requests",
+        )
+    ) == [
+        (D1, STRAY_KEY, "standard", 1000, 0, 1),
+        (D1, TRIAGE_KEY, "standard", 1_000_000, 110_000, 1),
+        (D2, TRIAGE_KEY, "batch", 2_000_000, 200_000, None),
+    ]
 
 
 def test_a_second_pull_replaces_the_days_it_covers_and_keeps_the_others(fleet, admin_on):
@@ -144,6 +193,8 @@ def test_a_second_pull_replaces_the_days_it_covers_and_keeps_the_others(fleet, a
         (D1, TRIAGE_KEY, "tokens", Decimal("4.7025")),
         (D2, TRIAGE_KEY, "tokens", Decimal("6.125")),
     ]
+    assert AnthropicBilledUsage.objects.filter(day=D2).count() == 0  # day 2 restated: no usage
+    assert AnthropicBilledUsage.objects.filter(day=D1).count() == 2
     # The same answer twice changes nothing (idempotent).
     admin_on.reply(cost_page(cost_item("2026-11-11", "612.5")))
     pull(since=D2, until=date(2026, 11, 12))
@@ -228,7 +279,15 @@ def test_page_reconciles_estimates_with_the_bill(client, finops, fleet, admin_on
             True,
         ),
     ]
+    assert [(r.api_key_id, r.usage_priced, r.usage_unpriced) for r in recon.rows] == [
+        (STRAY_KEY, Decimal(0), True),
+        (TRIAGE_KEY, Decimal("4.65"), False),
+        ("", None, False),
+        (TRIAGE_KEY, Decimal("4.5"), False),
+    ]
     page = response.content.decode()
+    assert '<div class="value" id="total-usage-priced">$9.1500</div>' in page
+    assert "bill's tokens × price table (some unpriced)" in page  # noqa: RUF001
     assert '<div class="value" id="total-estimated">$13.5000</div>' in page
     assert '<div class="value" id="total-billed">$10.8260</div>' in page
     assert '<div class="value" id="total-variance">-$2.6740</div>' in page
@@ -280,9 +339,9 @@ def test_csv_export_has_exact_figures(client, finops, fleet, admin_on):
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     lines = response.content.decode().splitlines()
     assert lines == [
-        "day,workspace_id,model,api_key_id,key_state,agents,estimated_usd,billed_usd,billed_non_token_usd,variance_usd,variance_pct,llm_calls,unpriced_calls",
-        f"2026-11-10,wrkspc_01Prod,test-haiku,{STRAY_KEY},unmapped,,0,0.123456789012,0,0.123456789012,100.0,0,0",
-        f"2026-11-10,wrkspc_01Prod,test-sonnet,{TRIAGE_KEY},mapped,triage-bot,4.5,4.7025,0,0.2025,4.3,1,0",
+        "day,workspace_id,model,api_key_id,key_state,agents,estimated_usd,usage_priced_usd,billed_usd,billed_non_token_usd,variance_usd,variance_pct,llm_calls,unpriced_calls",
+        f"2026-11-10,wrkspc_01Prod,test-haiku,{STRAY_KEY},unmapped,,0,0,0.123456789012,0,0.123456789012,100.0,0,0",
+        f"2026-11-10,wrkspc_01Prod,test-sonnet,{TRIAGE_KEY},mapped,triage-bot,4.5,4.65,4.7025,0,0.2025,4.3,1,0",
     ]
 
 
@@ -344,7 +403,7 @@ def test_rate_limits_and_server_errors_are_retried_by_the_sdk(settings, fleet, a
     )
     result = pull()
     assert (result.status, result.rows) == ("succeeded", 1)
-    assert len(admin_on.requests) == 3
+    assert len(admin_on.cost_requests) == 3
 
 
 def test_server_errors_after_the_retries_fail_with_a_message(settings, fleet, admin_on):
@@ -414,7 +473,7 @@ def test_pull_now_button_queues_a_pull_that_runs(
     )
     page = client.get(response["Location"]).content.decode()
     assert "Pulling billed cost for 2026-11-10 to 2026-11-11 (UTC)" in page
-    assert "4 billed rows from 2 pages · $10.8260 billed" in page
+    assert "4 cost rows and 3 usage rows from 3 pages · $10.8260 billed" in page
 
 
 def test_pull_now_refuses_a_backwards_range(client, finops, admin_on):
@@ -442,7 +501,7 @@ def test_command_pulls_the_days_and_prints_the_total(fleet, admin_on):
         "pull_anthropic_costs", "--since", "2026-11-10", "--until", "2026-11-11", stdout=out
     )
     assert out.getvalue().strip() == (
-        "Pulled 2026-11-10 to 2026-11-11: 4 billed rows from 2 pages, USD 10.83 billed "
+        "Pulled 2026-11-10 to 2026-11-11: 4 cost and 3 usage rows from 3 pages, USD 10.83 billed "
         "(replacing what was held for those days)."
     )
 
@@ -467,7 +526,7 @@ def test_page_queries_do_not_grow_with_rows(
     two_day_bill(admin_on)
     pull()
     client.force_login(finops)
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(17):
         client.get(URL, {"since": "2026-11-10", "until": "2026-11-11"})
 
 
@@ -506,7 +565,7 @@ def test_a_row_outside_the_days_asked_for_fails_the_pull(fleet, admin_on):
     admin_on.reply(cost_page(cost_item("2026-11-09", "100")))
     failed = pull(since=D1, until=D2)
     assert failed.message == (
-        "The Admin API sent cost for 2026-11-09, outside the days asked for (2026-11-10 to "
+        "The Admin API sent a row for 2026-11-09, outside the days asked for (2026-11-10 to "
         "2026-11-10); nothing was replaced."
     )
     assert AnthropicBilledCost.objects.count() == 4
@@ -518,7 +577,9 @@ def test_a_long_range_is_asked_for_31_days_at_a_time(fleet, admin_on):
     )
     result = pull(since=date(2026, 10, 1), until=date(2026, 11, 5))
     assert (result.status, result.rows, result.billed_usd) == ("succeeded", 2, Decimal("3"))
-    assert [(r["query"]["starting_at"], r["query"]["ending_at"]) for r in admin_on.requests] == [
+    assert [
+        (r["query"]["starting_at"], r["query"]["ending_at"]) for r in admin_on.cost_requests
+    ] == [
         (["2026-10-01T00:00:00+00:00"], ["2026-11-01T00:00:00+00:00"]),
         (["2026-11-01T00:00:00+00:00"], ["2026-11-05T00:00:00+00:00"]),
     ]

@@ -20,6 +20,8 @@ from django.conf import settings
 MAX_DAYS_PER_REQUEST = 31
 PAGE_LIMIT = 1000
 GROUP_BY = ["workspace_id", "model", "api_key_id", "cost_type"]
+# Service tier, so batch tokens are priced with the batch discount.
+USAGE_GROUP_BY = ["workspace_id", "model", "api_key_id", "service_tier"]
 # The endpoint refuses a start before this, or more than 365 days ago.
 FIRST_DAY = date(2026, 1, 1)
 LOOKBACK_DAYS = 364  # a whole UTC day that starts within the last 365 days
@@ -53,6 +55,23 @@ class BilledRow:
     currency: str
     amount: Decimal
     list_amount: Decimal
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """One row of the usage endpoint: tokens in Anthropic's meaning (input excludes cache)."""
+
+    day: date
+    workspace_id: str
+    model: str
+    api_key_id: str
+    service_tier: str
+    uncached_input_tokens: int
+    output_tokens: int
+    cache_write_5m_tokens: int
+    cache_write_1h_tokens: int
+    cache_read_tokens: int
+    requests: int | None
 
 
 def admin_api_enabled() -> bool:
@@ -157,15 +176,48 @@ def billed_costs_fetch(*, since: date, until: date, on_page: Any = None) -> Iter
     """Billed cost per UTC day in [since, until), per workspace, model, API key and cost type,
     every page of every ≤31-day request. `on_page()` is called once per page read."""
     client = _client()
+    for item in _report_items(
+        client.beta.organization.analytics.cost.list, GROUP_BY, since, until, on_page
+    ):
+        yield _billed_row(item)
+
+
+def usage_fetch(*, since: date, until: date, on_page: Any = None) -> Iterator[UsageRow]:
+    """Tokens per UTC day in [since, until), per workspace, model, API key and service tier."""
+    client = _client()
+    for item in _report_items(
+        client.beta.organization.analytics.usage.list, USAGE_GROUP_BY, since, until, on_page
+    ):
+        day = _bucket_day(item)
+        group, usage = item.group, item.usage
+        yield UsageRow(
+            day=day,
+            workspace_id=group.workspace_id or "",
+            model=group.model or "",
+            api_key_id=group.api_key_id or "",
+            service_tier=group.service_tier or "",
+            uncached_input_tokens=usage.uncached_input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_write_5m_tokens=usage.cache_creation.ephemeral_5m_input_tokens,
+            cache_write_1h_tokens=usage.cache_creation.ephemeral_1h_input_tokens,
+            cache_read_tokens=usage.cache_read_input_tokens,
+            requests=usage.requests,
+        )
+
+
+def _report_items(
+    list_fn: Any, group_by: list[str], since: date, until: date, on_page: Any
+) -> Iterator[Any]:
+    """Every item of every page of ≤31-day daily requests, checked to lie in its request."""
     start = since
     try:
         while start < until:
             end = min(until, start + timedelta(days=MAX_DAYS_PER_REQUEST))
-            first = client.beta.organization.analytics.cost.list(
+            first = list_fn(
                 starting_at=_day_start(start),
                 ending_at=_day_start(end),
                 time_bucket_width="1d",
-                group_by=list(GROUP_BY),  # type: ignore[arg-type]
+                group_by=list(group_by),
                 order_by="time",
                 order="asc",
                 limit=PAGE_LIMIT,
@@ -174,27 +226,31 @@ def billed_costs_fetch(*, since: date, until: date, on_page: Any = None) -> Iter
                 if on_page is not None:
                     on_page()
                 for item in page.data:
-                    row = _billed_row(item)
-                    if not start <= row.day < end:
+                    day = _bucket_day(item)
+                    if not start <= day < end:
                         raise AdminApiError(
-                            f"The Admin API sent cost for {row.day}, outside the days asked "
+                            f"The Admin API sent a row for {day}, outside the days asked "
                             f"for ({start} to {end - timedelta(days=1)}); nothing was replaced."
                         )
-                    yield row
+                    yield item
             start = end
     except anthropic.AnthropicError as exc:
         raise _translate(exc) from exc
 
 
-def _billed_row(item: Any) -> BilledRow:
+def _bucket_day(item: Any) -> date:
     starting = item.starting_at.astimezone(UTC)
     if starting.time() != time.min or item.ending_at - item.starting_at != timedelta(days=1):
         raise AdminApiError(
             f"The Admin API sent a row for {item.starting_at} to {item.ending_at}, not one UTC day."
         )
+    return starting.date()
+
+
+def _billed_row(item: Any) -> BilledRow:
     group = item.group
     return BilledRow(
-        day=starting.date(),
+        day=_bucket_day(item),
         workspace_id=group.workspace_id or "",
         model=group.model or "",
         api_key_id=group.api_key_id or "",

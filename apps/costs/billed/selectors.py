@@ -12,7 +12,15 @@ from django.conf import settings
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 
-from apps.costs.models import AnthropicBilledCost, AnthropicCostPull, LlmUsage
+from apps.costs.models import (
+    AnthropicBilledCost,
+    AnthropicBilledUsage,
+    AnthropicCostPull,
+    LlmUsage,
+    ModelPrice,
+)
+from apps.costs.pricing import PriceBook, usage_cost
+from apps.costs.tokens import TokenUsage
 from apps.fleet.models import Agent
 
 PROVIDER = "anthropic"
@@ -59,6 +67,9 @@ class ReconRow:
     billed: Decimal = Decimal(0)
     billed_non_token: Decimal = Decimal(0)
     has_billed: bool = False
+    # The bill's own token counts priced with our table (None: no usage reported).
+    usage_priced: Decimal | None = None
+    usage_unpriced: bool = False
 
     @property
     def variance(self) -> Decimal:
@@ -81,6 +92,8 @@ class Totals:
     estimated: Decimal = Decimal(0)
     billed: Decimal = Decimal(0)
     billed_non_token: Decimal = Decimal(0)
+    usage_priced: Decimal = Decimal(0)
+    usage_unpriced: bool = False
     calls: int = 0
     unpriced_calls: int = 0
 
@@ -130,7 +143,7 @@ def reconciliation(
     tokens_only: bool = False,
 ) -> Reconciliation:
     """Every (day, workspace, model, API key) cell with estimated or billed cost in the
-    inclusive UTC day range; five queries whatever the range. Filters narrow the rows; the
+    inclusive UTC day range; seven queries whatever the range. Filters narrow the rows; the
     chart and totals follow the filters. `tokens_only` leaves out billed web search, code
     execution and session time, which llm_call estimates priced from tokens cannot contain."""
     start, end = _day_bounds(since, until)
@@ -183,6 +196,36 @@ def reconciliation(
         if state == KeyState.MAPPED:
             row.agents = sorted(agents_by_key[key])
 
+    usage = AnthropicBilledUsage.objects.filter(day__gte=since, day__lte=until)
+    if usage:
+        book = PriceBook(ModelPrice.objects.filter(provider=PROVIDER, effective_from__lt=end))
+    for u in usage:
+        key = u.api_key_id
+        if not key:
+            state = KeyState.NO_KEY
+        elif key in agents_by_key:
+            state = KeyState.MAPPED
+        else:
+            state = KeyState.UNMAPPED
+        row = cell(u.day, u.workspace_id, model_family(u.model), key, state)
+        if state == KeyState.MAPPED:
+            row.agents = sorted(agents_by_key[key])
+        # The price in force when the day began (events are priced at their own moment).
+        price = book.price_for(PROVIDER, u.model, datetime.combine(u.day, time.min, tzinfo=UTC))
+        if price is None:
+            row.usage_unpriced = True
+            row.usage_priced = row.usage_priced or Decimal(0)
+            continue
+        tokens = TokenUsage(
+            input=u.uncached_input_tokens,
+            output=u.output_tokens,
+            cache_write_5m=u.cache_write_5m_tokens,
+            cache_write_1h=u.cache_write_1h_tokens,
+            cache_read=u.cache_read_tokens,
+            batch=u.service_tier == "batch",
+        )
+        row.usage_priced = (row.usage_priced or Decimal(0)) + usage_cost(tokens, price)
+
     estimated = (
         LlmUsage.objects.in_window(start, end)
         .filter(provider=PROVIDER)
@@ -231,6 +274,8 @@ def reconciliation(
         totals.estimated += r.estimated
         totals.billed += r.billed
         totals.billed_non_token += r.billed_non_token
+        totals.usage_priced += r.usage_priced or 0
+        totals.usage_unpriced = totals.usage_unpriced or r.usage_unpriced
         totals.calls += r.calls
         totals.unpriced_calls += r.unpriced_calls
     unmapped: dict[str, dict[str, Any]] = {}

@@ -14,10 +14,18 @@ from apps.costs.billed.client import (
     NOT_CONFIGURED,
     AdminApiError,
     BilledRow,
+    UsageRow,
     admin_api_enabled,
     billed_costs_fetch,
+    usage_fetch,
 )
-from apps.costs.models import AnthropicBilledCost, AnthropicCostPull, PullStatus, PullTrigger
+from apps.costs.models import (
+    AnthropicBilledCost,
+    AnthropicBilledUsage,
+    AnthropicCostPull,
+    PullStatus,
+    PullTrigger,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +93,8 @@ def anthropic_costs_pull_run(*, pull_id: int) -> AnthropicCostPull | None:
 
     try:
         rows = list(billed_costs_fetch(since=pull.since, until=pull.until, on_page=count_page))
-        written = billed_costs_replace(pull=pull, rows=rows)
+        usage = list(usage_fetch(since=pull.since, until=pull.until, on_page=count_page))
+        written, usage_written = billed_costs_replace(pull=pull, rows=rows, usage=usage)
     except AdminApiError as exc:
         logger.warning("anthropic cost pull %s failed: %s", pull.pk, exc.message)
         pull.status = PullStatus.FAILED
@@ -103,17 +112,32 @@ def anthropic_costs_pull_run(*, pull_id: int) -> AnthropicCostPull | None:
         raise
     pull.status = PullStatus.SUCCEEDED
     pull.rows = written
+    pull.usage_rows = usage_written
     pull.pages = pages
     pull.billed_usd = sum((r.amount for r in rows if r.currency == "USD"), Decimal(0))
     pull.message = ""
     pull.finished_at = timezone.now()
-    pull.save(update_fields=["status", "rows", "pages", "billed_usd", "message", "finished_at"])
+    pull.save(
+        update_fields=[
+            "status",
+            "rows",
+            "usage_rows",
+            "pages",
+            "billed_usd",
+            "message",
+            "finished_at",
+        ]
+    )
     return pull
 
 
-def billed_costs_replace(*, pull: AnthropicCostPull, rows: list[BilledRow]) -> int:
-    """Replaces every billed row of the pull's days with `rows`: a restated day is replaced,
-    never added to. Rows the API splits finer than our cell (none today) are summed."""
+def billed_costs_replace(
+    *, pull: AnthropicCostPull, rows: list[BilledRow], usage: list[UsageRow] | None = None
+) -> tuple[int, int]:
+    """Replaces every billed cost and usage row of the pull's days with `rows` and `usage`: a
+    restated day is replaced, never added to. Rows the API splits finer than our cell (none
+    today) are summed. Returns the cost and usage rows written."""
+    usage = usage or []
     cells: defaultdict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
     list_amounts: defaultdict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
     for row in rows:
@@ -125,6 +149,27 @@ def billed_costs_replace(*, pull: AnthropicCostPull, rows: list[BilledRow]) -> i
         key = (row.day, row.workspace_id, row.model, row.api_key_id, row.cost_type, row.currency)
         cells[key] += row.amount
         list_amounts[key] += row.list_amount
+    tokens: dict[tuple[Any, ...], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    requests: dict[tuple[Any, ...], int | None] = {}
+    for u in usage:
+        if not pull.since <= u.day < pull.until:
+            raise AdminApiError(
+                f"The Admin API sent usage for {u.day}, outside the days asked for."
+            )
+        cell = (u.day, u.workspace_id, u.model, u.api_key_id, u.service_tier)
+        counts = tokens[cell]
+        for i, n in enumerate(
+            (
+                u.uncached_input_tokens,
+                u.output_tokens,
+                u.cache_write_5m_tokens,
+                u.cache_write_1h_tokens,
+                u.cache_read_tokens,
+            )
+        ):
+            counts[i] += n
+        if u.requests is not None:
+            requests[cell] = (requests.get(cell) or 0) + u.requests
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -144,4 +189,22 @@ def billed_costs_replace(*, pull: AnthropicCostPull, rows: list[BilledRow]) -> i
             )
             for (day, workspace, model, key_id, cost_type, currency), amount in cells.items()
         )
-    return len(cells)
+        AnthropicBilledUsage.objects.filter(day__gte=pull.since, day__lt=pull.until).delete()
+        AnthropicBilledUsage.objects.bulk_create(
+            AnthropicBilledUsage(
+                day=key[0],
+                workspace_id=key[1],
+                model=key[2],
+                api_key_id=key[3],
+                service_tier=key[4],
+                uncached_input_tokens=counts[0],
+                output_tokens=counts[1],
+                cache_write_5m_tokens=counts[2],
+                cache_write_1h_tokens=counts[3],
+                cache_read_tokens=counts[4],
+                requests=requests.get(key),
+                pull=pull,
+            )
+            for key, counts in tokens.items()
+        )
+    return len(cells), len(tokens)

@@ -50,6 +50,7 @@ class Command(BaseCommand):
         if pull.status != PullStatus.SUCCEEDED:
             raise CommandError(pull.message)
         self.stdout.write(
-            f"Pulled {since} to {last}: {pull.rows:,} billed rows from {pull.pages:,} pages, "
+            f"Pulled {since} to {last}: {pull.rows:,} cost and {pull.usage_rows:,} usage rows "
+            f"from {pull.pages:,} pages, "
             f"USD {pull.billed_usd:,.2f} billed (replacing what was held for those days)."
         )
