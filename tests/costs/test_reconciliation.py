@@ -4,7 +4,7 @@ estimates priced from llm_call events. Figures are worked out by hand:
 price test-sonnet*: $3 input, $15 output per Mtok → 1,000,000 in + 100,000 out = $4.50 a call.
 """
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
 from typing import Any
@@ -625,3 +625,27 @@ def test_an_admin_sets_the_key_on_the_agents_page(client, admin_person, agent):
     page = client.get("/fleet/agents/triage-bot/").content.decode()
     assert f'value="{TRIAGE_KEY}"' in page
     assert f"Agent triage-bot now calls Claude with API key {TRIAGE_KEY}." in page
+
+
+def test_the_daily_job_is_scheduled_and_rereads_the_last_days(settings, fleet, admin_on):
+    from django.utils import timezone
+
+    from apps.costs.tasks import anthropic_billed_pull_task
+    from opsdash.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["costs-anthropic-billed-pull"]
+    assert (entry["task"], entry["schedule"]) == ("costs.anthropic_billed_pull", 86400.0)
+    assert "costs.anthropic_billed_pull" in app.tasks
+    settings.ANTHROPIC_COST_PULL_DAYS = 3
+    anthropic_billed_pull_task()
+    today = timezone.now().date()
+    done = AnthropicCostPull.objects.get()
+    assert (done.trigger, done.status, done.since, done.until) == (
+        "schedule",
+        "succeeded",
+        today - timedelta(days=3),
+        today + timedelta(days=1),
+    )
+    assert admin_on.cost_requests[0]["query"]["starting_at"] == [
+        f"{today - timedelta(days=3)}T00:00:00+00:00"
+    ]
