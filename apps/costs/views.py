@@ -177,9 +177,9 @@ def _recon_csv(recon: Reconciliation) -> HttpResponse:
         writer.writerow(
             [
                 r.day.isoformat(),
-                r.workspace_id,
-                r.model,
-                r.api_key_id,
+                _text(r.workspace_id),
+                _text(r.model),
+                _text(r.api_key_id),
                 r.key_state,
                 " ".join(r.agents),
                 _plain(r.estimated),
@@ -193,6 +193,12 @@ def _recon_csv(recon: Reconciliation) -> HttpResponse:
             ]
         )
     return response
+
+
+def _text(value: str) -> str:
+    """Model names come from agents' events: one starting like a formula is quoted, so a
+    spreadsheet shows it instead of running it."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _plain(value: Decimal) -> str:
