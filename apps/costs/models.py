@@ -213,6 +213,71 @@ class LlmUsage(models.Model):
         return f"{self.model} {self.event_id}: {self.cost_usd} USD"
 
 
+class DriverKind(models.TextChoices):
+    LOG_STORAGE = "log_storage", "Audit-log storage (USD per GB-month)"
+    TOOL_CALL = "tool_call", "Tool / downstream API call (USD per call)"
+
+
+class CostDriverRate(models.Model):
+    """A unit price of a cost driver other than inference, from a UTC day on.
+
+    Like LLM prices, rates are never edited in place: a new rate is a new row, and every day
+    is priced with the rate in effect that day, so last month's figures do not move when the
+    rate changes."""
+
+    kind = models.CharField(max_length=16, choices=DriverKind.choices)
+    # Tool name, or a glob over tool names (`pagerduty.*`, `*`); empty for log storage. The
+    # most specific pattern wins: an exact name, then the longest glob.
+    tool = models.CharField(max_length=200, blank=True)
+    usd_rate = models.DecimalField(max_digits=16, decimal_places=9)
+    effective_from = models.DateField()
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "tool", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "tool", "effective_from"], name="driver_rate_one_per_day"
+            ),
+            models.CheckConstraint(condition=Q(usd_rate__gte=0), name="driver_rate_non_negative"),
+            models.CheckConstraint(
+                condition=(Q(kind="log_storage") & Q(tool=""))
+                | (Q(kind="tool_call") & ~Q(tool="")),
+                name="driver_rate_tool_iff_tool_call",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = self.tool or self.get_kind_display()
+        return f"{what}: {self.usd_rate} USD from {self.effective_from}"
+
+
+class ToolCallDailyCount(models.Model):
+    """`tool_call` events per agent, UTC day and tool; kept by a ledger consumer, so a batch
+    applied twice counts once."""
+
+    agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    tool = models.CharField(max_length=200)
+    calls = models.PositiveBigIntegerField(default=0)
+    # Calls that reported their own cost_usd, and its sum: those are not priced at the rate.
+    reported_calls = models.PositiveBigIntegerField(default=0)
+    reported_usd = models.DecimalField(max_digits=20, decimal_places=9, default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "day", "tool"], name="tool_daily_unique")
+        ]
+        indexes = [models.Index(fields=["day"], name="tool_daily_day")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} {self.day} {self.tool}: {self.calls}"
+
+
 class PullStatus(models.TextChoices):
     QUEUED = "queued", "queued"
     RUNNING = "running", "running"

@@ -168,3 +168,18 @@ def anthropic_api_key_set_active(*, agent: Agent, active: bool, by: str = "") ->
     status = api_key_status_set(api_key_id=agent.anthropic_api_key_id, active=active)
     _anthropic_key_change_record(agent, f"anthropic key {status}", agent.anthropic_api_key_id, by)
     return status
+
+
+def agent_halted_set(*, agent: Agent, halted: bool, reason: str = "") -> Agent:
+    """Halts or resumes an agent, ordered with its proposals: the ledger head is locked first,
+    as every proposal locks it to seal its events (and then reads the agent's state again), so
+    a proposal being sealed now commits before this change and every later one sees it."""
+    from apps.audit.services.ledger import ledger_head_lock
+
+    with transaction.atomic():
+        ledger_head_lock()
+        agent.halted = halted
+        agent.halted_reason = reason if halted else ""
+        agent.halted_at = timezone.now() if halted else None
+        agent.save(update_fields=["halted", "halted_reason", "halted_at"])
+    return agent
