@@ -294,7 +294,7 @@ def test_page_reconciles_estimates_with_the_bill(client, finops, fleet, admin_on
     assert "-24.7 %" in page
     assert "no key mapped</span> k8s-healer" in page
     assert f'<td class="mono">{STRAY_KEY}</td>' in page  # in "API keys no agent has"
-    assert "($0.2000 not tokens)" in page
+    assert "$0.2000 not tokens</span>" in page
     assert 'data-plotly="recon-chart-data"' in page
     chart = recon.chart["data"]
     assert chart[0]["x"] == ["2026-11-10", "2026-11-11"]
