@@ -649,3 +649,56 @@ def test_the_daily_job_is_scheduled_and_rereads_the_last_days(settings, fleet, a
     assert admin_on.cost_requests[0]["query"]["starting_at"] == [
         f"{today - timedelta(days=3)}T00:00:00+00:00"
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_pulls_replacing_the_same_days_at_once_leave_one_of_them(fleet):
+    """Each replace holds the pull lock from its delete to its commit, so the later one sees the
+    earlier one's rows and deletes them: never both, never a unique-constraint failure."""
+    import threading
+
+    from django.db import connection as main_connection
+    from django.db import connections
+
+    from apps.costs.billed.client import BilledRow
+    from apps.costs.billed.services import billed_costs_replace
+
+    if main_connection.vendor != "postgresql":
+        pytest.skip("the pull lock is PostgreSQL's advisory lock")
+    pulls = [
+        AnthropicCostPull.objects.create(trigger="command", since=D1, until=D2) for _ in range(2)
+    ]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def replace(pull: AnthropicCostPull, cents: str) -> None:
+        try:
+            barrier.wait()
+            row = BilledRow(
+                D1,
+                "wrkspc_01Prod",
+                "test-sonnet",
+                TRIAGE_KEY,
+                "tokens",
+                "USD",
+                Decimal(cents),
+                Decimal(cents),
+            )
+            for _ in range(20):
+                billed_costs_replace(pull=pull, rows=[row])
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=replace, args=(pulls[0], "1")),
+        threading.Thread(target=replace, args=(pulls[1], "2")),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    (amount,) = AnthropicBilledCost.objects.values_list("amount", flat=True)
+    assert amount in (Decimal(1), Decimal(2))
