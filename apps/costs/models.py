@@ -291,6 +291,9 @@ class PullTrigger(models.TextChoices):
     COMMAND = "command", "management command"
 
 
+PULL_STALLED_AFTER = timedelta(hours=1)
+
+
 class AnthropicCostPull(models.Model):
     """One run of the pull of billed cost from Anthropic's Admin API: the UTC days it
     replaced, who or what started it, and how it ended (shown on the reconciliation page)."""
@@ -329,6 +332,12 @@ class AnthropicCostPull(models.Model):
     @property
     def last_day(self) -> date:
         return self.until - timedelta(days=1)
+
+    @property
+    def stalled(self) -> bool:
+        """Queued or running long past the task's 30-minute limit: its worker died or its
+        task was lost. The next pull replaces the same days, so nothing is left half-done."""
+        return self.in_progress and timezone.now() - self.created_at > PULL_STALLED_AFTER
 
 
 class AnthropicBilledCost(models.Model):

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from apps.audit.models import Event
 from apps.costs.billed.client import AdminApiError, cents_to_units
@@ -607,10 +608,17 @@ def test_the_pull_status_fragment_polls_only_while_a_pull_runs(client, finops, a
     fragment = client.get(URL, {"part": "pull"}, HTTP_HX_REQUEST="true").content.decode()
     assert fragment.startswith('<div id="pull-status" hx-get="/costs/reconciliation/?part=pull"')
     assert '<span class="badge muted">queued</span>' in fragment
+    queued.status = "running"
+    queued.created_at = timezone.now() - timedelta(hours=2)  # its worker died
+    queued.save()
+    fragment = client.get(URL, {"part": "pull"}, HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.startswith('<div id="pull-status">')
+    assert '<span class="badge danger">did not finish</span> running since' in fragment
     queued.status = "succeeded"
     queued.save()
     fragment = client.get(URL, {"part": "pull"}, HTTP_HX_REQUEST="true").content.decode()
     assert fragment.startswith('<div id="pull-status">')
+    assert '<span class="badge ok">succeeded</span>' in fragment
 
 
 def test_an_admin_sets_the_key_on_the_agents_page(client, admin_person, agent):
