@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apps.slo",
     "apps.billing",
     "apps.costs",
+    "apps.budgets",
 ]
 
 MIDDLEWARE = [
@@ -318,6 +319,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES + 1024
 # intensities {"region": gCO2e/kWh} and per-model coefficients
 # [{"model": "claude-haiku-*", "input_wh_per_1k": "0.1", "output_wh_per_1k": "0.3"}] as JSON.
 COSTS_PUE = env.str("COSTS_PUE", default="1.2")
+# How long a /gate reservation holds budget room if no llm_call settles it.
+GATE_RESERVATION_SECONDS = env.int("GATE_RESERVATION_SECONDS", default=600)
 COSTS_GRID_REGION = env.str("COSTS_GRID_REGION", default="world")
 COSTS_GRID_INTENSITY = env.json("COSTS_GRID_INTENSITY", default={})
 COSTS_ENERGY_COEFFICIENTS = env.json("COSTS_ENERGY_COEFFICIENTS", default=[])

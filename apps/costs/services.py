@@ -161,18 +161,20 @@ class IngestedEvent(StoredLlmCall, Protocol):
     agent: Agent
 
 
-def llm_usage_record(*, events: Iterable[IngestedEvent]) -> int:
+def llm_usage_record(*, events: Iterable[IngestedEvent]) -> list[UsageValues]:
     """Writes the usage of the llm_calls among freshly stored events; called by ingest inside
     its transaction, so a committed llm_call always has its cost (budgets read it at once).
 
     Idempotent: an event id that already has a row keeps it (ON CONFLICT DO NOTHING).
-    Returns how many rows were written."""
+    Returns the rows, for the budgets that count them in the same transaction."""
     calls = [
         LlmCallRow(event_id=e.event_id, agent_id=e.agent.pk, team_id=e.agent.team_id, call=e)
         for e in events
         if e.event_type == EventType.LLM_CALL
     ]
-    return _usage_insert(llm_usage_compute(calls))
+    rows = llm_usage_compute(calls)
+    _usage_insert(rows)
+    return rows
 
 
 _COLUMNS = UsageValues._fields
