@@ -46,6 +46,7 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         cost.append(("budgets:halted", "Halted agents"))
     if has_role(user, FINOPS):
         cost.append(("billing:imports", "Billing imports"))
+        cost.append(("costs:reconciliation", "LLM reconciliation"))
     if user_roles(user):  # anyone with a role may read the price table
         cost.append(("costs:prices", "Prices & rates"))
     if cost:

@@ -6,6 +6,7 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.utils import timezone
 
+from apps.costs.billed.client import earliest_day
 from apps.costs.explorer import DIMENSIONS, DRIVERS, ExplorerQuery
 from apps.costs.models import PRICE_FIELDS, DriverKind, ModelPrice
 
@@ -227,3 +228,63 @@ class DriverRateForm(forms.Form):
             )
         data["tool"] = tool
         return data
+
+
+MAX_RECON_DAYS = 366
+
+
+class ReconFilterForm(forms.Form):
+    """The reconciliation page's range (UTC days, both included) and filters."""
+
+    since = forms.DateField(label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    workspace = forms.CharField(max_length=128, required=False)
+    model = forms.CharField(max_length=200, required=False)
+    agent = forms.CharField(max_length=64, required=False)
+    tokens_only = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if until < since:
+                raise forms.ValidationError(f"“To” ({until}) is before “From” ({since}).")
+            if (until - since).days >= MAX_RECON_DAYS:
+                raise forms.ValidationError(
+                    f"Choose at most {MAX_RECON_DAYS} days; {since} to {until} is "
+                    f"{(until - since).days + 1}."
+                )
+        return data
+
+
+class PullForm(forms.Form):
+    """The days "Pull now" replaces (UTC, both included)."""
+
+    since = forms.DateField()
+    until = forms.DateField()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if until < since:
+                raise forms.ValidationError(
+                    f"The last day ({until}) is before the first ({since})."
+                )
+            today = timezone.now().date()
+            if until > today:
+                raise forms.ValidationError(f"{until} is in the future; nothing is billed yet.")
+            first = earliest_day(today)
+            if since < first:
+                raise forms.ValidationError(
+                    f"Anthropic reports cost from {first} on (from 2026-01-01, and for the "
+                    f"last 365 days); choose a first day from {first}."
+                )
+            if (until - since).days >= MAX_RECON_DAYS:
+                raise forms.ValidationError(f"Pull at most {MAX_RECON_DAYS} days at once.")
+        return data
+
+
+class ApiKeyMapForm(forms.Form):
+    agent = forms.SlugField(max_length=64)
+    api_key_id = forms.CharField(max_length=128, required=False)
