@@ -441,8 +441,6 @@ def action_provenance(
     *, action: Action, user: object, now: datetime | None = None
 ) -> dict[str, Any]:
     """The action page and the queue's right pane: status, deadlines, votes, timeline."""
-    from apps.costs.actions import action_cost_breakdown
-
     now = now or timezone.now()
     items, cut = action_timeline(action=action, user=user)
     voters, required = action_votes(action)
@@ -467,7 +465,6 @@ def action_provenance(
         "timeline": items,
         "timeline_cut": cut,
         "llm": llm_totals(items),
-        "cost": action_cost_breakdown(action),
         "verdict_allowed": verdict_allowed(action),
         "flags": actions_flags([action])[action.action_id],
     }

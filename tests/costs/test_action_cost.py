@@ -77,7 +77,8 @@ def test_an_action_costs_its_own_calls_and_a_share_of_the_days_untied_costs(
     assert not cost.incomplete
 
     client.force_login(make_person("vic", "viewer"))
-    page = client.get("/actions/act-1/").content.decode()
+    assert 'hx-get="/actions/act-1/cost/"' in client.get("/actions/act-1/").content.decode()
+    page = client.get("/actions/act-1/cost/").content.decode()
     assert "USD 3.8650" in page
     assert "1/3 of team platform&#x27;s cloud cost given to no agent" in page
 
