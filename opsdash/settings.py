@@ -385,6 +385,10 @@ ANTHROPIC_ADMIN_TIMEOUT_SECONDS = env.float("ANTHROPIC_ADMIN_TIMEOUT_SECONDS", d
 # Nobody waits on the daily job: the SDK retries 429 and 5xx with backoff this many times.
 ANTHROPIC_ADMIN_MAX_RETRIES = env.int("ANTHROPIC_ADMIN_MAX_RETRIES", default=4)
 ANTHROPIC_COST_PULL_DAYS = env.int("ANTHROPIC_COST_PULL_DAYS", default=7)
+# A halted agent's Anthropic API key (its anthropic_api_key_id) is set inactive through the
+# Admin API after the halt commits, and active again on resume: the halt then holds even for
+# calls that skip /gate.
+HALT_DEACTIVATES_ANTHROPIC_KEY = env.bool("HALT_DEACTIVATES_ANTHROPIC_KEY", default=False)
 # Reconciliation rows whose billed and estimated cost differ by at least this share are flagged.
 ANTHROPIC_RECON_VARIANCE_PCT = env.str("ANTHROPIC_RECON_VARIANCE_PCT", default="10")
 if not 0 < ANTHROPIC_ADMIN_TIMEOUT_SECONDS <= 600:

@@ -269,11 +269,11 @@ def _act(budget: Budget, crossing: BudgetCrossing, pusher_id: int, now: datetime
     )
     touched: list[str] = []
     if crossing.action == ThresholdAction.HALT:
+        from apps.fleet.services import agent_halted_set
+
         for agent in agents_in_scope(budget):
             if not agent.halted:
-                Agent.objects.filter(pk=agent.pk).update(
-                    halted=True, halted_reason=f"Budget {what}", halted_at=now
-                )
+                agent_halted_set(agent=agent, halted=True, reason=f"Budget {what}")
                 touched.append(agent.slug)
     elif crossing.action == ThresholdAction.DEMOTE:
         for agent in agents_in_scope(budget):

@@ -2,6 +2,7 @@ import re
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -182,4 +183,21 @@ def agent_halted_set(*, agent: Agent, halted: bool, reason: str = "") -> Agent:
         agent.halted_reason = reason if halted else ""
         agent.halted_at = timezone.now() if halted else None
         agent.save(update_fields=["halted", "halted_reason", "halted_at"])
+        if (
+            settings.HALT_DEACTIVATES_ANTHROPIC_KEY
+            and settings.ANTHROPIC_ADMIN_KEY
+            and agent.anthropic_api_key_id
+        ):
+            from apps.fleet.tasks import anthropic_key_sync_task
+
+            agent_id = agent.pk
+            transaction.on_commit(lambda: anthropic_key_sync_task.delay(agent_id))
     return agent
+
+
+def anthropic_key_sync(*, agent_id: int) -> str:
+    """Makes the agent's Anthropic key active when it runs and inactive when it is halted."""
+    agent = Agent.objects.get(pk=agent_id)
+    if not agent.anthropic_api_key_id:
+        return "no key"
+    return anthropic_api_key_set_active(agent=agent, active=not agent.halted, by="opsdash")

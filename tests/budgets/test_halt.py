@@ -8,9 +8,10 @@ from rest_framework.test import APIClient
 
 from apps.accounts.services import personal_token_mint
 from apps.audit.models import Event
-from apps.budgets.services import budget_create
+from apps.budgets.services import budget_create, budget_resume
 from apps.fleet.models import Agent, Team
 from tests.budgets.test_counting import NOW, dollars
+from tests.costs.admin_api import api_key_body
 from tests.costs.conftest import ingest, make_price
 
 pytestmark = pytest.mark.django_db
@@ -108,3 +109,36 @@ def test_the_emergency_stop_halts_a_team_and_the_page_resumes_one(
         client.post("/budgets/halted/", {"op": "stop", "target": "all", "reason": "x"}).status_code
         == 403
     )
+
+
+def test_a_halt_sets_the_agents_anthropic_key_inactive_and_a_resume_active(
+    agent, admin_on, eager_celery, settings, make_person, django_capture_on_commit_callbacks
+):
+    settings.HALT_DEACTIVATES_ANTHROPIC_KEY = True
+    agent.anthropic_api_key_id = "apikey_01TriageKey"
+    agent.save()
+    admin_on.reply(
+        api_key_body("apikey_01TriageKey", "inactive"), api_key_body("apikey_01TriageKey", "active")
+    )
+    make_price(effective_from=NOW - timedelta(days=400))
+    budget = budget_create(
+        slug="cap",
+        name="Cap",
+        scope="agent",
+        agent=agent,
+        measure="llm_usd",
+        period="daily",
+        cap=Decimal("10"),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        ingest(dollars(4))  # the halt commits, then the key is switched off
+    with django_capture_on_commit_callbacks(execute=True):
+        budget_resume(
+            budget=budget, reason="raised", by=make_person("fiona", "finops"), cap=Decimal("100")
+        )
+    assert [(r["path"], r["body"]) for r in admin_on.requests] == [
+        ("/v1/organizations/api_keys/apikey_01TriageKey", {"status": "inactive"}),
+        ("/v1/organizations/api_keys/apikey_01TriageKey", {"status": "active"}),
+    ]
+    changes = Event.objects.filter(type="token_change").order_by("ts", "id")
+    assert [e.data["change"] for e in changes] == ["anthropic key inactive", "anthropic key active"]
