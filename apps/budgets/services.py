@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
@@ -34,7 +35,7 @@ from apps.budgets.models import (
     BudgetThreshold,
     ThresholdAction,
 )
-from apps.budgets.periods import local_day, period_days, period_key
+from apps.budgets.periods import local_day, period_bounds, period_days, period_key
 from apps.fleet.models import Agent, AutonomyMode
 
 # The measures counted from events (cloud spend is counted from bills).
@@ -365,6 +366,7 @@ def budget_create(
                 for p, a, n in chosen
             ]
         )
+    budget_recount(budget)
     return budget
 
 
@@ -547,4 +549,94 @@ def budget_save(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
                 )
     except IntegrityError as exc:
         raise ValidationError({"slug": ["A budget with this slug exists."]}) from exc
+    budget_recount(budget)
     return budget
+
+
+def budget_recount(budget: Budget, now: datetime | None = None) -> Decimal:
+    """Counts the current period again from what is stored (usage rows, proposals), so a
+    budget created or changed mid-period starts from what was already spent; returns the
+    period's total. Holds the budget's lock: writers counting meanwhile wait, then add what
+    this count did not see."""
+    from django.db.models import Count
+    from django.db.models.functions import TruncDate
+
+    from apps.actions.models import Action
+    from apps.costs.models import LlmUsage
+
+    now = now or timezone.now()
+    zone = ZoneInfo(budget.time_zone)
+    today = local_day(now, budget.time_zone)
+    first, last = period_days(budget.period, budget.rolling_days, today)
+    start, end = period_bounds(budget.period, budget.rolling_days, budget.time_zone, today)
+    with transaction.atomic():
+        if connection.features.has_select_for_update:
+            list(Budget.objects.select_for_update().filter(pk=budget.pk).values("pk"))
+        per_day: dict[date, Decimal] = {}
+        if budget.measure == BudgetMeasure.ACTIONS:
+            actions = Action.objects.filter(proposed_at__gte=start, proposed_at__lt=end)
+            actions = _scoped(actions, budget, agent="agent_id", team="agent__team_id")
+            rows = actions.annotate(day=TruncDate("proposed_at", tzinfo=zone)).values("day")
+            per_day = {r["day"]: Decimal(r["n"]) for r in rows.annotate(n=Count("pk")).order_by()}
+        elif budget.measure in (
+            BudgetMeasure.LLM_USD,
+            BudgetMeasure.ENERGY_WH,
+            BudgetMeasure.TOKENS,
+        ):
+            usage = _scoped(
+                LlmUsage.objects.filter(ts__gte=start, ts__lt=end),
+                budget,
+                agent="agent_id",
+                team="team_id",
+            )
+            measure = {
+                BudgetMeasure.LLM_USD: Sum("cost_usd"),
+                BudgetMeasure.ENERGY_WH: Sum("energy_wh"),
+                BudgetMeasure.TOKENS: Sum("input_tokens")
+                + Sum("output_tokens")
+                + Sum("cache_write_5m_tokens")
+                + Sum("cache_write_1h_tokens")
+                + Sum("cache_read_tokens"),
+            }[BudgetMeasure(budget.measure)]
+            rows = usage.annotate(day=TruncDate("ts", tzinfo=zone)).values("day")
+            for r in rows.annotate(amount=measure).order_by():
+                if budget.scope != BudgetScope.MODEL:
+                    per_day[r["day"]] = Decimal(r["amount"] or 0)
+            if budget.scope == BudgetScope.MODEL:
+                # A glob is matched in Python, as the counting does: per model, then summed.
+                for r in rows.annotate(amount=measure).values("day", "model", "amount").order_by():
+                    if fnmatch.fnmatchcase(r["model"], budget.model_pattern):
+                        per_day[r["day"]] = per_day.get(r["day"], Decimal(0)) + Decimal(
+                            r["amount"] or 0
+                        )
+        elif budget.measure == BudgetMeasure.CLOUD_COST:
+            from apps.billing.models import CostAllocation
+
+            shares = _scoped(
+                CostAllocation.objects.filter(
+                    charge_period_start__gte=start,
+                    charge_period_start__lt=end,
+                    billing_currency=budget.currency,
+                ),
+                budget,
+                agent="agent_id",
+                team="team_id",
+            )
+            rows = shares.annotate(day=TruncDate("charge_period_start", tzinfo=zone)).values("day")
+            per_day = {
+                r["day"]: r["amount"]
+                for r in rows.annotate(amount=Sum("effective_cost")).order_by()
+            }
+        BudgetDay.objects.filter(budget=budget, day__gte=first, day__lte=last).delete()
+        BudgetDay.objects.bulk_create(
+            [BudgetDay(budget=budget, day=d, amount=a) for d, a in per_day.items() if a]
+        )
+    return sum(per_day.values(), Decimal(0))
+
+
+def _scoped(qs: Any, budget: Budget, *, agent: str, team: str) -> Any:
+    if budget.scope == BudgetScope.AGENT:
+        return qs.filter(**{agent: budget.agent_id})
+    if budget.scope == BudgetScope.TEAM or (budget.scope == BudgetScope.MODEL and budget.team_id):
+        return qs.filter(**{team: budget.team_id})
+    return qs

@@ -267,3 +267,49 @@ def test_the_budget_pages_show_where_each_budget_stands(client, agent, spend_cap
     assert "50 % notify" in detail
     client.force_login(make_person("ada", "approver"))
     assert client.get("/budgets/").status_code == 403
+
+
+def test_a_budget_created_mid_period_starts_from_what_was_already_spent(
+    agent, other_agent, make_person
+):
+    make_price(effective_from=NOW - timedelta(days=400))
+    ingest(dollars(2), dollars(1, agent="k8s-healer"), dollars(5, ts=NOW - timedelta(days=40)))
+    from tests.costs.test_action_cost import proposal
+
+    ingest(proposal("act-z") | {"ts": (NOW - timedelta(seconds=5)).isoformat()})
+    agent_budget = budget_create(
+        slug="a",
+        name="A",
+        scope="agent",
+        agent=agent,
+        measure="llm_usd",
+        period="daily",
+        cap=Decimal(100),
+    )
+    team_budget = budget_create(
+        slug="t",
+        name="T",
+        scope="team",
+        team=agent.team,
+        measure="llm_usd",
+        period="daily",
+        cap=Decimal(100),
+    )
+    tokens = budget_create(
+        slug="k", name="K", scope="global", measure="tokens", period="daily", cap=Decimal(10**9)
+    )
+    actions = budget_create(
+        slug="n",
+        name="N",
+        scope="agent",
+        agent=agent,
+        measure="actions",
+        period="daily",
+        cap=Decimal(10),
+    )
+    assert budget_standing(agent_budget).spent == Decimal(6)
+    assert budget_standing(team_budget).spent == Decimal(9)
+    assert budget_standing(tokens).spent == Decimal(3_000_000)
+    assert budget_standing(actions).spent == Decimal(1)
+    ingest(dollars(1))
+    assert budget_standing(agent_budget).spent == Decimal(9)
