@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -84,6 +85,7 @@ def demo_fleet_seed(
     if marker is not None and not force:
         result.already_seeded = True
         result.slos_created = demo_slos_ensure()
+        demo_budgets_ensure()
         return result
     anchor = marker.anchor if marker is not None else (anchor or timezone.now())
     generator = DemoFleetGenerator(anchor=anchor, days=days, incidents_per_day=incidents_per_day)
@@ -115,6 +117,7 @@ def demo_fleet_seed(
     # next sweep, so the SLOs' rollups and statuses are complete when the seed returns.
     derived_catch_up()
     result.slos_created = demo_slos_ensure()
+    demo_budgets_ensure()
     return result
 
 
@@ -170,4 +173,69 @@ def _people_ensure() -> int:
             user.save()
             created += 1
         user.groups.add(Group.objects.get(name=role))
+    return created
+
+
+# Caps near what the demo fleet spends, so the budget pages show bars part-way and a forecast.
+DEMO_BUDGETS: tuple[dict[str, Any], ...] = (
+    dict(
+        slug="fleet-monthly-llm",
+        name="Fleet LLM spend per month",
+        scope="global",
+        measure="llm_usd",
+        period="monthly",
+        cap=Decimal("15"),
+    ),
+    dict(
+        slug="triage-bot-daily",
+        name="triage-bot LLM spend per day",
+        scope="agent",
+        agent="triage-bot",
+        measure="llm_usd",
+        period="daily",
+        cap=Decimal("0.30"),
+    ),
+    dict(
+        slug="platform-weekly-tokens",
+        name="Platform tokens per week",
+        scope="team",
+        team="platform",
+        measure="tokens",
+        period="weekly",
+        cap=Decimal("400000"),
+        time_zone="Europe/Paris",
+    ),
+    dict(
+        slug="payments-actions-7d",
+        name="Payments actions, rolling 7 days",
+        scope="team",
+        team="payments",
+        measure="actions",
+        period="rolling",
+        rolling_days=7,
+        cap=Decimal("40"),
+    ),
+)
+
+
+def demo_budgets_ensure() -> int:
+    """The demo budgets, unless one with the slug exists (never overwrite someone's edits)."""
+    from apps.budgets.models import Budget
+    from apps.budgets.services import budget_create
+
+    created = 0
+    for spec in DEMO_BUDGETS:
+        if Budget.objects.filter(slug=spec["slug"]).exists():
+            continue
+        fields: dict[str, Any] = dict(spec)
+        if "agent" in fields:
+            fields["agent"] = Agent.objects.filter(slug=fields["agent"]).first()
+        if "team" in fields:
+            fields["team"] = Team.objects.filter(slug=fields["team"]).first()
+        if fields.get("agent") is None and spec["scope"] == "agent":
+            continue
+        if fields.get("team") is None and spec["scope"] == "team":
+            continue
+        budget_create(**fields)
+        created += 1
     return created
