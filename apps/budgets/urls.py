@@ -8,5 +8,6 @@ urlpatterns = [
     path("halted/", views.halted_agents, name="halted"),
     path("new/", views.budget_edit, name="new"),
     path("<slug:slug>/edit/", views.budget_edit, name="edit"),
+    path("<slug:slug>/resume/", views.budget_resume_view, name="resume"),
     path("<slug:slug>/", views.budget_detail, name="detail"),
 ]

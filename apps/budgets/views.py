@@ -1,12 +1,13 @@
 """Budget pages (FinOps and everyone who reads costs)."""
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.roles import FINOPS, SRE_LEAD, has_role
 from apps.budgets.api_budgets import BudgetIn
@@ -24,7 +25,13 @@ from apps.budgets.selectors import (
     budget_forecast,
     budget_standing,
 )
-from apps.budgets.services import agents_halt, agents_in_scope, agents_resume, budget_save
+from apps.budgets.services import (
+    agents_halt,
+    agents_in_scope,
+    agents_resume,
+    budget_resume,
+    budget_save,
+)
 from apps.core.views import role_required
 from apps.fleet.models import Agent, Team
 
@@ -47,6 +54,7 @@ def budget_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
     standing = budget_standing(budget)
     forecast = budget_forecast(standing)
+    agents = agents_in_scope(budget)
     return render(
         request,
         "budgets/budget_detail.html",
@@ -55,7 +63,8 @@ def budget_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "forecast": forecast,
             "chart": budget_chart(standing, forecast),
             "crossings": budget_crossings(budget),
-            "agents": agents_in_scope(budget),
+            "agents": agents,
+            "halted_here": [a for a in agents if a.halted],
             "can_edit": has_role(request.user, FINOPS),
         },
     )
@@ -273,3 +282,51 @@ def budget_edit(request: HttpRequest, slug: str | None = None) -> HttpResponse:
         return _form_page(request, budget, values, exc.message_dict, status=400)
     messages.success(request, f"Saved budget {saved.name}.")
     return redirect("budgets:detail", slug=saved.slug)
+
+
+@role_required(FINOPS)
+@require_POST
+def budget_resume_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """Resume what the budget halted, with a reason and, usually, more room."""
+    budget = get_object_or_404(Budget, slug=slug)
+    reason = request.POST.get("reason", "").strip()[:2000]
+    problems = []
+    cap = allowance = None
+    try:
+        cap = _amount(request.POST.get("cap", ""))
+        allowance = _amount(request.POST.get("allowance", ""))
+    except ValueError as exc:
+        problems.append(str(exc))
+    if not reason:
+        problems.append("a reason is required")
+    if cap is not None and cap <= 0:
+        problems.append("a cap is above 0")
+    if problems:
+        messages.error(request, "Nothing changed: " + "; ".join(problems) + ".")
+        return redirect("budgets:detail", slug=slug)
+    resumed = budget_resume(
+        budget=budget, reason=reason, by=request.user, cap=cap, allowance=allowance
+    )
+    room = (
+        f"cap now {cap.normalize():f}"
+        if cap is not None
+        else f"{allowance.normalize():f} more this period"
+        if allowance
+        else "no more room: the next counted event halts them again"
+    )
+    names = ", ".join(a.slug for a in resumed) or "no agent was halted"
+    messages.success(request, f"Resumed ({names}); {room}.")
+    return redirect("budgets:detail", slug=slug)
+
+
+def _amount(text: str) -> Decimal | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not an amount (a dot for decimals)") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError(f"{text!r} is not an amount of 0 or more")
+    return value
