@@ -46,7 +46,8 @@ def gunicorn(env: dict[str, str]) -> Iterator[str]:
             "opsdash.wsgi:application",
         ],
         cwd=ROOT,
-        env={**env, "WEB_BIND": f"127.0.0.1:{port}", "WEB_WORKERS": "1", "WEB_THREADS": "4"},
+        # One small worker unless the test asks for more.
+        env={"WEB_WORKERS": "1", "WEB_THREADS": "4", **env, "WEB_BIND": f"127.0.0.1:{port}"},
         # A file, not a pipe: a pipe nobody reads fills up and blocks the server.
         stdout=log,
         stderr=subprocess.STDOUT,
