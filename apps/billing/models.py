@@ -199,3 +199,91 @@ class CostAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.team_id or 'unallocated'} {self.effective_cost}"
+
+
+class RuleKind(models.TextChoices):
+    TAG = "tag", "Tag names the owner"
+    SHARED = "shared", "Shared cost"
+
+
+class RuleTarget(models.TextChoices):
+    AGENT = "agent", "Agent (its team follows)"
+    TEAM = "team", "Team"
+
+
+class SplitBasis(models.TextChoices):
+    EVEN = "even", "Evenly"
+    ACTIONS = "actions", "By actions proposed"
+    TOKENS = "tokens", "By LLM tokens"
+
+
+class AllocationRule(models.Model):
+    """One allocation rule; rules are tried in `position` order and the first that matches a
+    line item decides all of its cost.
+
+    A tag rule reads one tag (`tag_key`) and gives the line item to the agent or team its value
+    names: the value is the slug, or `value_map` maps values to slugs. A shared rule matches by
+    provider, service, tag and resource (every condition given must hold) and splits the cost
+    across `teams` (all teams when empty), evenly or by each team's actions or LLM tokens in the
+    line item's charge period."""
+
+    name = models.CharField(max_length=200, unique=True)
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=RuleKind.choices)
+    enabled = models.BooleanField(default=True)
+    # Tag rules.
+    tag_key = models.CharField(max_length=256, blank=True)
+    target = models.CharField(max_length=16, choices=RuleTarget.choices, blank=True)
+    # {"tag value": "slug"}; empty: the tag value is the slug.
+    value_map = models.JSONField(default=dict, blank=True)
+    # Shared rules: conditions (blank = any).
+    match_provider = models.CharField(max_length=128, blank=True)
+    # Glob, case-insensitive: "*Kubernetes*".
+    match_service = models.CharField(max_length=256, blank=True)
+    match_tag_key = models.CharField(max_length=256, blank=True)
+    # Blank: the tag is present with any value.
+    match_tag_value = models.CharField(max_length=256, blank=True)
+    # Regular expression searched in the resource id.
+    match_resource = models.CharField(max_length=500, blank=True)
+    split = models.CharField(max_length=16, choices=SplitBasis.choices, blank=True)
+    teams = models.ManyToManyField("fleet.Team", blank=True, related_name="+")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AllocationRun(models.Model):
+    """One recompute of allocations for line items charged in [start, end)."""
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    line_items = models.BigIntegerField(default=0)
+    allocations = models.BigIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} ({self.status})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)
