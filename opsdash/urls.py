@@ -20,6 +20,7 @@ api_v1: list[URLPattern | URLResolver] = [
     ),
     path("", include("apps.policy.api_urls")),
     path("", include("apps.slo.api_urls")),
+    path("", include("apps.billing.api_urls")),
 ]
 
 urlpatterns = [

@@ -35,6 +35,7 @@ from apps.billing.models import (
     RuleTarget,
     SplitBasis,
 )
+from apps.billing.normalise import Line
 
 UNIT_EXPONENT = -MONEY_PLACES
 FETCH_ROWS = 5000
@@ -162,6 +163,9 @@ class Allocator:
         self.reads_resource = any(r.reads_resource for r in rules)
         self.decisions: dict[tuple[str, str, str, str], Owner | CompiledRule | None] = {}
         self.weights: dict[tuple[str, datetime, datetime], dict[int, int]] = {}
+        self.owners: dict[
+            tuple[str, str, int, str], tuple[dict[str, str], tuple[int | None, int | None]]
+        ] = {}
 
     def decide(
         self, provider: str, service: str, tags_text: str, resource: str
@@ -264,50 +268,72 @@ class Allocator:
         self.weights[key] = weights
         return weights
 
-    def allocate(self, row: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
-        """Allocation rows (CostAllocation columns, see ALLOC_COLUMNS) for one line item row
-        (LINE_COLUMNS). Costs stay text on the single-owner path: they are copied, not split."""
-        (pk, provider, service, resource, tags_text, billed, effective, currency, start, end) = row
-        decision = self.decide(provider, service, tags_text, resource)
+    def owner_ids(self, line: Line) -> tuple[int | None, int | None]:
+        """The team and agent a tag rule gives a normalised line to, (None, None) if shared or
+        unallocated. Cached by the tags dict's identity: normalisers reuse one dict per
+        distinct tags cell, so a bill's rows hit the cache."""
+        key = (
+            line.provider,
+            line.service_name,
+            id(line.tags),
+            line.resource_id if self.reads_resource else "",
+        )
+        cached = self.owners.get(key)
+        if cached is not None and cached[0] is line.tags:
+            return cached[1]
+        tags_text = json.dumps(line.tags, ensure_ascii=False, sort_keys=True)
+        decision = self.decide(line.provider, line.service_name, tags_text, line.resource_id)
+        owner = (
+            (decision.team_id, decision.agent_id) if isinstance(decision, Owner) else (None, None)
+        )
+        if len(self.owners) > 100_000:
+            self.owners.clear()
+        # The dict is kept in the value, so its id cannot be reused while cached.
+        self.owners[key] = (line.tags, owner)
+        return owner
+
+    def owner_text(self, line: Line) -> str:
+        """owner_ids as the two COPY columns."""
+        team_id, agent_id = self.owner_ids(line)
+        if team_id is None:
+            return NULL_PAIR
+        return f"{team_id}\t{NULL if agent_id is None else agent_id}"
+
+    # `line`: (id, billed, effective, currency, charge start, charge end, provider, service)
+    def whole(self, line: tuple[Any, ...], owner: Owner | None) -> tuple[Any, ...]:
+        pk, billed, effective, currency, start, end, provider, service = line
         tail = (currency, start, end, provider, service)
-        if decision is None:
-            yield (pk, None, None, AllocationMethod.UNALLOCATED, "", billed, effective, *tail)
-        elif isinstance(decision, Owner):
-            yield (
-                pk,
-                decision.team_id,
-                decision.agent_id,
-                AllocationMethod.TAG,
-                decision.rule.name,
-                billed,
-                effective,
-                *tail,
-            )
-        else:
-            method, weighted = self.shares(decision, _as_time(start), _as_time(end))
-            weights = [w for _, w in weighted]
-            billed_parts = split_exact(Decimal(billed), weights)
-            effective_parts = split_exact(Decimal(effective), weights)
-            for (team_id, _), b, e in zip(weighted, billed_parts, effective_parts, strict=True):
-                yield (pk, team_id, None, method, decision.name, b, e, *tail)
+        if owner is None:
+            return (pk, None, None, AllocationMethod.UNALLOCATED, "", billed, effective, *tail)
+        return (
+            pk,
+            owner.team_id,
+            owner.agent_id,
+            AllocationMethod.TAG,
+            owner.rule.name,
+            billed,
+            effective,
+            *tail,
+        )
+
+    def split(self, rule: CompiledRule, line: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        pk, billed, effective, currency, start, end, provider, service = line
+        method, weighted = self.shares(rule, _as_time(start), _as_time(end))
+        weights = [w for _, w in weighted]
+        billed_parts = split_exact(Decimal(billed), weights)
+        effective_parts = split_exact(Decimal(effective), weights)
+        return [
+            (pk, team_id, None, method, rule.name, b, e, currency, start, end, provider, service)
+            for (team_id, _), b, e in zip(weighted, billed_parts, effective_parts, strict=True)
+        ]
 
 
 def _as_time(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-LINE_COLUMNS = (
-    "id",
-    "provider",
-    "service_name",
-    "resource_id",
-    "tags::text",
-    "billed_cost::text",
-    "effective_cost::text",
-    "billing_currency",
-    "charge_period_start",
-    "charge_period_end",
-)
+LINE_TABLE = CostLineItem._meta.db_table
+ALLOC_TABLE = CostAllocation._meta.db_table
 ALLOC_COLUMNS = (
     "line_item_id",
     "team_id",
@@ -330,89 +356,230 @@ class AllocationCount:
     allocations: int = 0
 
 
-def allocate_import(import_id: int) -> AllocationCount:
-    """Allocates an import's freshly written line items (inside its transaction)."""
-    return _allocate("{t}.billing_import_id = %s", [import_id], fresh=True)
+def allocation_lock(*, shared: bool) -> None:
+    """Imports hold it shared (they run side by side), a recompute exclusively: it waits for
+    imports that compiled the rules before a change, and they wait for it."""
+    if connection.vendor != "postgresql":
+        return
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(hashtextextended(%s, 0))", [LOCK_KEY])
+
+
+def import_allocator() -> Allocator:
+    """The rules an import applies, read under the shared lock (call inside its transaction)."""
+    allocation_lock(shared=True)
+    return Allocator(*rules_compile())
+
+
+def allocate_import(import_id: int, allocator: Allocator | None = None) -> AllocationCount:
+    """Allocates an import's freshly written line items (inside its transaction, after
+    `import_allocator`, whose owners the rows were written with)."""
+    return _allocate(
+        allocator or import_allocator(), "{t}.billing_import_id = %s", [import_id], fresh=True
+    )
 
 
 def allocate_range(start: datetime, end: datetime) -> AllocationCount:
     """Deletes and recomputes the allocations of line items charged in [start, end)."""
+    allocation_lock(shared=False)
     return _allocate(
-        "{t}.charge_period_start >= %s AND {t}.charge_period_start < %s", [start, end], fresh=False
+        Allocator(*rules_compile()),
+        "{t}.charge_period_start >= %s AND {t}.charge_period_start < %s",
+        [start, end],
+        fresh=False,
     )
 
 
-def _allocate(where: str, params: list[Any], *, fresh: bool) -> AllocationCount:
-    line_table = CostLineItem._meta.db_table
-    alloc_table = CostAllocation._meta.db_table
-    count = AllocationCount()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [LOCK_KEY])
-        if not fresh:
+def _allocate(
+    allocator: Allocator, where: str, params: list[Any], *, fresh: bool
+) -> AllocationCount:
+    """`fresh`: the rows were just written, with their owners, and have no allocations."""
+    if not fresh:
+        with connection.cursor() as cursor:
             cursor.execute(
-                f"DELETE FROM {alloc_table} WHERE line_item_id IN "
-                f"(SELECT id FROM {line_table} AS li WHERE {where.format(t='li')})",
+                f"DELETE FROM {ALLOC_TABLE} WHERE line_item_id IN "
+                f"(SELECT id FROM {LINE_TABLE} AS li WHERE {where.format(t='li')})",
                 params,
             )
-    rules, directory = rules_compile()
-    allocator = Allocator(rules, directory)
-    for batch in _line_batches(line_table, where, params):
-        rows = [alloc for line in batch for alloc in allocator.allocate(line)]
-        count.line_items += len(batch)
-        count.allocations += len(rows)
-        _insert_allocations(alloc_table, rows)
-    with connection.cursor() as cursor:
-        # The line item names its owner when one rule gave it whole to one team.
-        if not fresh:
             cursor.execute(
-                f"UPDATE {line_table} AS li SET team_id = NULL, agent_id = NULL "
+                f"UPDATE {LINE_TABLE} AS li SET team_id = NULL, agent_id = NULL "
                 f"WHERE {where.format(t='li')} "
                 "AND (li.team_id IS NOT NULL OR li.agent_id IS NOT NULL)",
                 params,
             )
+    if connection.vendor == "postgresql":
+        return _allocate_by_decision(allocator, where.format(t="li"), params, fresh=fresh)
+    return _allocate_by_row(allocator, where.format(t="li"), params, fresh=fresh)
+
+
+NULL = "\\N"
+NULL_PAIR = f"{NULL}\t{NULL}"
+DECISION_TABLE = "billing_alloc_decision"
+
+
+def _allocate_by_decision(
+    allocator: Allocator, where: str, params: list[Any], *, fresh: bool
+) -> AllocationCount:
+    """PostgreSQL: the rules are evaluated once per distinct (provider, service, tags[,
+    resource]) in Python, the decisions go to a temporary table, and the single-owner and
+    unallocated rows are written by one INSERT … SELECT joining it; only shared line items
+    come back to Python to be split."""
+    count = AllocationCount()
+    resource = ", li.resource_id" if allocator.reads_resource else ""
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {line_table} AS li SET team_id = a.team_id, agent_id = a.agent_id "
-            f"FROM {alloc_table} AS a WHERE a.line_item_id = li.id AND a.method = %s "
-            f"AND {where.format(t='li')}",
-            [AllocationMethod.TAG, *params],
+            f"SELECT DISTINCT li.provider, li.service_name, li.tags::text{resource} "
+            f"FROM {LINE_TABLE} AS li WHERE {where}",
+            params,
         )
+        keys = cursor.fetchall()
+    decisions = []
+    shared_rules: list[CompiledRule] = []
+    for key in keys:
+        decision = allocator.decide(key[0], key[1], key[2], key[3] if resource else "")
+        row: tuple[Any, ...]
+        if isinstance(decision, Owner):
+            row = (
+                decision.team_id,
+                decision.agent_id,
+                AllocationMethod.TAG,
+                decision.rule.name,
+                None,
+            )
+        elif decision is None:
+            row = (None, None, AllocationMethod.UNALLOCATED, "", None)
+        else:
+            index = next((i for i, r in enumerate(shared_rules) if r is decision), None)
+            if index is None:
+                index = len(shared_rules)
+                shared_rules.append(decision)
+            row = (None, None, "", decision.name, index)
+        decisions.append((key[0], key[1], key[2], key[3] if resource else "", *row))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {DECISION_TABLE}")
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {DECISION_TABLE} (provider text, service_name text, "
+            "tags jsonb, resource_id text, team_id bigint, agent_id bigint, method text, "
+            "rule_name text, shared integer) ON COMMIT DROP"
+        )
+    with (
+        connection.connection.cursor() as raw,
+        raw.copy(f"COPY {DECISION_TABLE} FROM STDIN") as copy,
+    ):
+        for decided in decisions:
+            copy.write_row(decided)
+    join = (
+        f"JOIN {DECISION_TABLE} AS d ON d.provider = li.provider "
+        "AND d.service_name = li.service_name AND d.tags = li.tags"
+        + (" AND d.resource_id = li.resource_id" if resource else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {DECISION_TABLE}")
+        cursor.execute(
+            f"INSERT INTO {ALLOC_TABLE} ({', '.join(ALLOC_COLUMNS)}) "
+            "SELECT li.id, d.team_id, d.agent_id, d.method, d.rule_name, li.billed_cost, "
+            "li.effective_cost, li.billing_currency, li.charge_period_start, "
+            "li.charge_period_end, li.provider, li.service_name "
+            f"FROM {LINE_TABLE} AS li {join} WHERE d.shared IS NULL AND {where}",
+            params,
+        )
+        count.allocations += cursor.rowcount
+        count.line_items += cursor.rowcount
+        if not fresh:
+            _set_owners(cursor, join, where, params)
+    if shared_rules:
+        sql = (
+            "SELECT li.id, li.provider, li.service_name, li.billed_cost::text, "
+            "li.effective_cost::text, li.billing_currency, li.charge_period_start, "
+            f"li.charge_period_end, d.shared FROM {LINE_TABLE} AS li {join} "
+            f"WHERE d.shared IS NOT NULL AND {where} ORDER BY li.id"
+        )
+        for batch in _fetch(sql, params):
+            rows = []
+            for pk, provider, service, billed, effective, currency, start, end, shared in batch:
+                rows.extend(
+                    allocator.split(
+                        shared_rules[shared],
+                        (pk, billed, effective, currency, start, end, provider, service),
+                    )
+                )
+            count.line_items += len(batch)
+            count.allocations += len(rows)
+            _insert_allocations(rows)
     return count
 
 
-def _line_batches(table: str, where: str, params: list[Any]) -> Iterator[list[tuple[Any, ...]]]:
-    columns = ", ".join(LINE_COLUMNS)
-    sql = f"SELECT {columns} FROM {table} AS li WHERE {where.format(t='li')} ORDER BY id"
+def _set_owners(cursor: Any, join: str, where: str, params: list[Any]) -> None:
+    """The line item names its owner when one rule gave it whole to one team."""
+    cursor.execute(
+        f"UPDATE {LINE_TABLE} AS li SET team_id = d.team_id, agent_id = d.agent_id "
+        f"FROM {DECISION_TABLE} AS d WHERE {join.partition(' ON ')[2]} "
+        f"AND d.method = %s AND {where}",
+        [AllocationMethod.TAG, *params],
+    )
+
+
+def _allocate_by_row(
+    allocator: Allocator, where: str, params: list[Any], *, fresh: bool
+) -> AllocationCount:
+    """Other databases (SQLite in development): every line item through Python."""
+    count = AllocationCount()
+    sql = (
+        "SELECT li.id, li.provider, li.service_name, li.resource_id, li.tags, li.billed_cost, "
+        "li.effective_cost, li.billing_currency, li.charge_period_start, li.charge_period_end "
+        f"FROM {LINE_TABLE} AS li WHERE {where} ORDER BY li.id"
+    )
+    owners: list[CostLineItem] = []
+    for batch in _fetch(sql, params):
+        rows = []
+        for pk, provider, service, resource, tags, billed, effective, currency, start, end in batch:
+            tags_text = tags if isinstance(tags, str) else json.dumps(tags or {})
+            decision = allocator.decide(provider, service, tags_text, resource)
+            line = (pk, str(billed), str(effective), currency, start, end, provider, service)
+            if isinstance(decision, Owner):
+                rows.append(allocator.whole(line, decision))
+                owners.append(
+                    CostLineItem(pk=pk, team_id=decision.team_id, agent_id=decision.agent_id)
+                )
+            elif decision is None:
+                rows.append(allocator.whole(line, None))
+            else:
+                rows.extend(allocator.split(decision, line))
+        count.line_items += len(batch)
+        count.allocations += len(rows)
+        _insert_allocations(rows)
+    if not fresh:
+        CostLineItem.objects.bulk_update(owners, ["team", "agent"], batch_size=FETCH_ROWS)
+    return count
+
+
+def _fetch(sql: str, params: list[Any]) -> Iterator[list[tuple[Any, ...]]]:
     if connection.vendor == "postgresql":
         connection.ensure_connection()
-        # A server-side cursor: a 1 GB bill's rows are read FETCH_ROWS at a time.
+        # A server-side cursor: a big bill's shared rows are read FETCH_ROWS at a time.
         with connection.connection.cursor(name="opsdash_allocation") as cursor:
-            cursor.itersize = FETCH_ROWS
-            cursor.execute(sql, params)
-            while True:
-                batch = cursor.fetchmany(FETCH_ROWS)
-                if not batch:
-                    return
-                yield batch
-    else:  # pragma: no cover - the tests run on PostgreSQL
-        sql = sql.replace("tags::text", "tags").replace("_cost::text", "_cost")
-        with connection.cursor() as cursor:
             cursor.execute(sql, params)
             while batch := cursor.fetchmany(FETCH_ROWS):
-                yield [(*r[:5], str(r[5]), str(r[6]), *r[7:]) for r in batch]
+                yield batch
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        while batch := cursor.fetchmany(FETCH_ROWS):
+            yield batch
 
 
-def _insert_allocations(table: str, rows: list[tuple[Any, ...]]) -> None:
+def _insert_allocations(rows: list[tuple[Any, ...]]) -> None:
     if not rows:
         return
     if connection.vendor == "postgresql":
         with (
             connection.connection.cursor() as cursor,
-            cursor.copy(f"COPY {table} ({', '.join(ALLOC_COLUMNS)}) FROM STDIN") as copy,
+            cursor.copy(f"COPY {ALLOC_TABLE} ({', '.join(ALLOC_COLUMNS)}) FROM STDIN") as copy,
         ):
             for row in rows:
                 copy.write_row(row)
         return
-    CostAllocation.objects.bulk_create(  # pragma: no cover
+    CostAllocation.objects.bulk_create(
         [CostAllocation(**dict(zip(ALLOC_COLUMNS, row, strict=True))) for row in rows]
     )

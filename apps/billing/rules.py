@@ -86,7 +86,9 @@ def rule_clean(data: dict[str, Any], *, instance: AllocationRule | None = None) 
         if len(value) > limit:
             invalid.add(name, f"At most {limit} characters (this is {len(value)}).")
         clean[name] = value
-    if not clean["name"]:
+    if "name" in invalid.errors:
+        pass
+    elif not clean["name"]:
         invalid.add(
             "name", "Give the rule a name: the chargeback names the rule behind each number."
         )
@@ -210,19 +212,37 @@ def rule_delete(*, rule: AllocationRule, user: Any) -> None:
 
 @transaction.atomic
 def rule_move(*, rule: AllocationRule, up: bool, user: Any) -> None:
-    """Swaps the rule with its neighbour; positions are renumbered 0..n-1."""
+    """Swaps the rule with its neighbour."""
+    rule_place(rule=rule, position=rule_index(rule) + (-1 if up else 1), user=user)
+
+
+def rule_index(rule: AllocationRule) -> int:
+    ordered = list(AllocationRule.objects.order_by("position", "id").values_list("pk", flat=True))
+    return ordered.index(rule.pk)
+
+
+@transaction.atomic
+def rule_place(*, rule: AllocationRule, position: int, user: Any) -> None:
+    """Puts the rule at `position` (0 is tried first; clamped to the list); the positions are
+    renumbered 0..n-1."""
     ordered = list(AllocationRule.objects.select_for_update().order_by("position", "id"))
     index = next(i for i, r in enumerate(ordered) if r.pk == rule.pk)
-    other = index - 1 if up else index + 1
-    if not 0 <= other < len(ordered):
+    position = max(0, min(position, len(ordered) - 1))
+    if position == index:
         return
-    ordered[index], ordered[other] = ordered[other], ordered[index]
-    for position, item in enumerate(ordered):
-        if item.position != position:
-            AllocationRule.objects.filter(pk=item.pk).update(position=position)
-    allocation_recompute_request(
-        reason=f"rule '{rule.name}' moved {'up' if up else 'down'}", user=user
-    )
+    ordered.insert(position, ordered.pop(index))
+    for n, item in enumerate(ordered):
+        if item.position != n:
+            AllocationRule.objects.filter(pk=item.pk).update(position=n)
+    rule.position = position
+    allocation_recompute_request(reason=f"rule '{rule.name}' moved to #{position + 1}", user=user)
+
+
+def rule_data(rule: AllocationRule) -> dict[str, Any]:
+    """The rule's editable fields, as rule_clean takes them."""
+    data: dict[str, Any] = {name: getattr(rule, name) for name in RULE_FIELDS if name != "teams"}
+    data["teams"] = sorted(t.slug for t in rule.teams.all()) if rule.pk else []
+    return data
 
 
 def default_range(now: datetime | None = None) -> tuple[datetime, datetime]:

@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 from psycopg.copy import QueuedLibpqWriter
 
-from apps.billing.allocation import allocate_import
+from apps.billing.allocation import Allocator, allocate_import, import_allocator
 from apps.billing.errors import FileLevelError
 from apps.billing.models import (
     BillingImport,
@@ -202,10 +202,13 @@ def billing_import_run(
                     yield line
 
             with transaction.atomic():
-                _write(billing_import.pk, lines())
+                # First: a recompute waits for this import, and a rule changed from here on
+                # is applied by the recompute it queues.
+                allocator = import_allocator()
+                _write(billing_import.pk, lines(), allocator)
                 replaced = _replace_previous(billing_import.pk, tally.periods)
                 # In the same transaction: whoever reads the bill reads its allocations too.
-                allocate_import(billing_import.pk)
+                allocate_import(billing_import.pk, allocator)
                 _finish(billing_import, tally, replaced=replaced)
             if progress is not None:
                 progress(source.total, source.total)
@@ -244,7 +247,7 @@ def _format_hint(header: list[str], tried: str) -> str:
     return f"The file's columns are: {shown or '(none)'}."
 
 
-def _write(import_id: int, lines: Iterable[Line]) -> None:
+def _write(import_id: int, lines: Iterable[Line], allocator: Allocator) -> None:
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         table = CostLineItem._meta.db_table
@@ -254,12 +257,17 @@ def _write(import_id: int, lines: Iterable[Line]) -> None:
             connection.connection.cursor() as cursor,
             cursor.copy(sql, writer=_SenderThread(cursor)) as copy,
         ):
-            for chunk in CopyEncoder(import_id).chunks(lines):
+            for chunk in CopyEncoder(import_id, allocator.owner_text).chunks(lines):
                 copy.write(chunk)
         return
     batch: list[CostLineItem] = []
     for line in lines:
-        batch.append(CostLineItem(billing_import_id=import_id, **line._asdict()))
+        team_id, agent_id = allocator.owner_ids(line)
+        batch.append(
+            CostLineItem(
+                billing_import_id=import_id, team_id=team_id, agent_id=agent_id, **line._asdict()
+            )
+        )
         if len(batch) >= SQLITE_BATCH:
             CostLineItem.objects.bulk_create(batch)
             batch = []

@@ -39,7 +39,15 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         queue = f"Approval queue ({state.pending})" if state.pending else "Approval queue"
         sections.append(("Actions", [("actions:queue", queue), ("actions:list", "Actions")]))
         sections.append(("Governance", [("policy:versions", "Policy")]))
-    cost = [("billing:imports", "Billing imports")] if has_role(user, FINOPS) else []
+    cost = (
+        [
+            ("billing:imports", "Billing imports"),
+            ("billing:rules", "Allocation rules"),
+            ("billing:chargeback", "Chargeback"),
+        ]
+        if has_role(user, FINOPS)
+        else []
+    )
     if user_roles(user):  # anyone with a role may read the price table
         cost.append(("costs:prices", "LLM prices"))
     if cost:

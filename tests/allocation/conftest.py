@@ -12,7 +12,7 @@ from django.db.models import Sum
 
 from apps.billing.models import BillingImport, CostAllocation, CostLineItem
 from apps.fleet.models import Agent, Team
-from tests.billing.conftest import approver, finops, run_import  # noqa: F401
+from tests.billing.conftest import approver, finops, run_import, sre_lead  # noqa: F401
 
 COLUMNS = [
     "BilledCost",
