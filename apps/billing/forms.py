@@ -55,7 +55,7 @@ class AllocationRuleForm(forms.Form):
     value_map = forms.CharField(
         required=False,
         label="Value map",
-        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "CC-2040 = payments"}),
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "e.g. CC-2040 = payments"}),
         help_text="One `tag value = slug` a line; empty: the tag value is the slug.",
     )
     match_provider = forms.CharField(required=False, label="Provider is", help_text="e.g. AWS")

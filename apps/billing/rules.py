@@ -187,11 +187,13 @@ def _save(rule: AllocationRule, clean: dict[str, Any], user: Any) -> AllocationR
 
 
 @transaction.atomic
-def rule_create(*, data: dict[str, Any], user: Any) -> AllocationRule:
+def rule_create(*, data: dict[str, Any], user: Any, recompute: bool = True) -> AllocationRule:
+    """`recompute=False`: nothing is allocated yet (the demo seed, before its bill)."""
     clean = rule_clean(data)
     last = AllocationRule.objects.aggregate(m=Max("position"))["m"]
     rule = _save(AllocationRule(position=0 if last is None else last + 1), clean, user)
-    allocation_recompute_request(reason=f"rule '{rule.name}' added", user=user)
+    if recompute:
+        allocation_recompute_request(reason=f"rule '{rule.name}' added", user=user)
     return rule
 
 

@@ -77,6 +77,7 @@ class ChargebackRow:
     rules: list[str] = field(default_factory=list)
     exact_billed: Decimal = Decimal(0)
     exact_effective: Decimal = Decimal(0)
+    rule_parts: list[tuple[str, Decimal]] = field(default_factory=list)
 
 
 @dataclass
@@ -135,16 +136,16 @@ def chargeback(month: str) -> Chargeback:
     produced = (
         CostAllocation.objects.filter(**in_month)
         .values_list("team_id", "billing_currency", "rule_name", "method")
-        .distinct()
+        .annotate(b=Sum("billed_cost"))
         .order_by("rule_name", "method")
     )
-    for team_id, currency, rule_name, method in produced:
+    for team_id, currency, rule_name, method, billed in produced:
         label = (
             f"{rule_name} ({methods.get(method, method).lower()})"
             if rule_name
             else "no rule matched"
         )
-        row(team_id, currency).rules.append(label)
+        row(team_id, currency).rule_parts.append((label, billed))
     llm = (
         LlmUsage.objects.filter(ts__gte=start, ts__lt=end)
         .values("team_id")
@@ -166,6 +167,12 @@ def chargeback(month: str) -> Chargeback:
             same, cents_split([r.exact_effective for r in same], effective), strict=True
         ):
             r.effective = e
+        for r in same:
+            # Each rule's part of the team's billed cost, adding up to the figure shown.
+            parts = cents_split([exact for _, exact in r.rule_parts], r.billed)
+            r.rules = [
+                f"{label}: {part}" for (label, _), part in zip(r.rule_parts, parts, strict=True)
+            ]
         totals[currency] = (
             billed.quantize(CENT, rounding=ROUND_HALF_UP),
             effective.quantize(CENT, rounding=ROUND_HALF_UP),

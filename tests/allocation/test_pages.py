@@ -78,7 +78,7 @@ def test_chargeback_page_shows_each_team_the_unallocated_line_and_the_bills_tota
         "33.34",
         "33.34",
         "—",
-        "Shared cluster (shared evenly)",
+        "Shared cluster (shared evenly): 33.34",
     ]
     assert cells(page, "team-payments-USD") == [
         "Payments payments",
@@ -86,7 +86,7 @@ def test_chargeback_page_shows_each_team_the_unallocated_line_and_the_bills_tota
         "33.33",
         "33.33",
         "1.23",
-        "Shared cluster (shared evenly)",
+        "Shared cluster (shared evenly): 33.33",
     ]
     assert cells(page, "team-platform-USD") == [
         "Platform platform",
@@ -94,7 +94,7 @@ def test_chargeback_page_shows_each_team_the_unallocated_line_and_the_bills_tota
         "43.33",
         "43.33",
         "—",
-        "Agent tag (tag) Shared cluster (shared evenly)",
+        "Agent tag (tag): 10.00 Shared cluster (shared evenly): 33.33",
     ]
     assert cells(page, "team-unallocated-USD") == [
         "Unallocated",
@@ -102,7 +102,7 @@ def test_chargeback_page_shows_each_team_the_unallocated_line_and_the_bills_tota
         "0.01",
         "0.01",
         "—",
-        "no rule matched",
+        "no rule matched: 0.01",
     ]
     assert cells(page, "team-unallocated-EUR") == [
         "Unallocated",
@@ -110,7 +110,7 @@ def test_chargeback_page_shows_each_team_the_unallocated_line_and_the_bills_tota
         "2.50",
         "2.50",
         "—",
-        "no rule matched",
+        "no rule matched: 2.50",
     ]
     assert cells(page, "total-USD") == ["Total (the bills)", "USD", "110.01", "110.01", "1.23", ""]
     assert cells(page, "total-EUR") == ["Total (the bills)", "EUR", "2.50", "2.50", "", ""]
@@ -136,7 +136,16 @@ def test_chargeback_csv_has_the_same_numbers_to_the_cent(client, finops, october
             "llm_estimated_usd",
             "rules",
         ],
-        ["2026-10", "data", "Data", "USD", "33.34", "33.34", "", "Shared cluster (shared evenly)"],
+        [
+            "2026-10",
+            "data",
+            "Data",
+            "USD",
+            "33.34",
+            "33.34",
+            "",
+            "Shared cluster (shared evenly): 33.34",
+        ],
         [
             "2026-10",
             "payments",
@@ -145,7 +154,7 @@ def test_chargeback_csv_has_the_same_numbers_to_the_cent(client, finops, october
             "33.33",
             "33.33",
             "1.23",
-            "Shared cluster (shared evenly)",
+            "Shared cluster (shared evenly): 33.33",
         ],
         [
             "2026-10",
@@ -155,10 +164,28 @@ def test_chargeback_csv_has_the_same_numbers_to_the_cent(client, finops, october
             "43.33",
             "43.33",
             "",
-            "Agent tag (tag); Shared cluster (shared evenly)",
+            "Agent tag (tag): 10.00; Shared cluster (shared evenly): 33.33",
         ],
-        ["2026-10", "unallocated", "Unallocated", "EUR", "2.50", "2.50", "", "no rule matched"],
-        ["2026-10", "unallocated", "Unallocated", "USD", "0.01", "0.01", "", "no rule matched"],
+        [
+            "2026-10",
+            "unallocated",
+            "Unallocated",
+            "EUR",
+            "2.50",
+            "2.50",
+            "",
+            "no rule matched: 2.50",
+        ],
+        [
+            "2026-10",
+            "unallocated",
+            "Unallocated",
+            "USD",
+            "0.01",
+            "0.01",
+            "",
+            "no rule matched: 0.01",
+        ],
         ["2026-10", "total", "", "EUR", "2.50", "2.50", "", ""],
         ["2026-10", "total", "", "USD", "110.01", "110.01", "1.23", ""],
     ]
