@@ -169,14 +169,33 @@ class CostAllocation(models.Model):
     never hidden. Charge period, provider, service and currency are copied from the line item
     so the cost pages group and filter without a join."""
 
+    # No database constraint: its check is a per-row trigger at commit that also locks the
+    # line item row (measured: about half of a bill's allocation time). Allocations are written
+    # only in the transaction that writes or reallocates their line items, and deleted with
+    # them (apps.billing.services._replace_previous; the ORM cascades).
     line_item = models.ForeignKey(
-        CostLineItem, on_delete=models.CASCADE, related_name="allocations"
+        CostLineItem, on_delete=models.CASCADE, db_constraint=False, related_name="allocations"
     )
+    # No database constraints or single-column indexes on team and agent either: (team,
+    # charge_period_start) and (agent, …) below serve the lookups, and the ORM sets them to
+    # NULL when a team or agent is deleted. A bill writes one row per line item at least.
     team = models.ForeignKey(
-        "fleet.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "fleet.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     agent = models.ForeignKey(
-        "fleet.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "fleet.Agent",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     method = models.CharField(max_length=16, choices=AllocationMethod.choices)
     # The rule that produced this share, by name: rules are edited, the chargeback must still
