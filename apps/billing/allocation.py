@@ -589,3 +589,80 @@ def _insert_allocations(rows: list[tuple[Any, ...]]) -> None:
     CostAllocation.objects.bulk_create(
         [CostAllocation(**dict(zip(ALLOC_COLUMNS, row, strict=True))) for row in rows]
     )
+
+
+PREVIEW_LIMIT = 200_000
+
+
+@dataclass
+class PreviewRow:
+    team_id: int | None
+    currency: str
+    before: Decimal
+    after: Decimal
+
+    @property
+    def change(self) -> Decimal:
+        return self.after - self.before
+
+
+@dataclass
+class Preview:
+    rows: list[PreviewRow]
+    line_items: int
+    truncated: bool
+
+
+def allocation_preview(
+    rules: list[AllocationRule], start: datetime, end: datetime, *, limit: int = PREVIEW_LIMIT
+) -> Preview:
+    """How `rules` (saved or not) would allocate the billed cost of line items charged in
+    [start, end), per team and currency, next to today's allocations. Reads only; at most
+    `limit` line items (the newest are left out beyond it)."""
+    allocator = Allocator(*rules_compile(rules))
+    text = "::text" if connection.vendor == "postgresql" else ""
+    sql = (
+        f"SELECT li.id, li.provider, li.service_name, li.resource_id, li.tags{text}, "
+        f"li.billed_cost{text}, li.effective_cost{text}, li.billing_currency, "
+        "li.charge_period_start, li.charge_period_end "
+        f"FROM {LINE_TABLE} AS li WHERE li.charge_period_start >= %s "
+        "AND li.charge_period_start < %s ORDER BY li.charge_period_start, li.id LIMIT %s"
+    )
+    after: dict[tuple[int | None, str], Decimal] = {}
+    seen = 0
+    last_start: datetime | None = None
+    for batch in _fetch(sql, [start, end, limit + 1]):
+        for pk, provider, service, resource, tags, billed, effective, currency, s, e in batch:
+            seen += 1
+            if seen > limit:
+                break
+            last_start = s
+            tags_text = tags if isinstance(tags, str) else json.dumps(tags or {})
+            decision = allocator.decide(provider, service, tags_text, resource)
+            line = (pk, str(billed), str(effective), currency, s, e, provider, service)
+            if isinstance(decision, CompiledRule):
+                shares = allocator.split(decision, line)
+            else:
+                shares = [allocator.whole(line, decision)]
+            for share in shares:
+                key = (share[1], currency)
+                after[key] = after.get(key, Decimal(0)) + Decimal(share[5])
+    truncated = seen > limit
+    current = CostAllocation.objects.filter(
+        charge_period_start__gte=start, charge_period_start__lt=end
+    )
+    if truncated and last_start is not None:
+        current = current.filter(charge_period_start__lte=last_start)
+    before: dict[tuple[int | None, str], Decimal] = {
+        (r["team_id"], r["billing_currency"]): r["b"]
+        for r in current.values("team_id", "billing_currency").annotate(b=Sum("billed_cost"))
+    }
+    keys = sorted(set(before) | set(after), key=lambda k: (k[0] is None, k[0] or 0, k[1]))
+    return Preview(
+        rows=[
+            PreviewRow(k[0], k[1], before.get(k, Decimal(0)), after.get(k, Decimal(0)))
+            for k in keys
+        ],
+        line_items=min(seen, limit),
+        truncated=truncated,
+    )

@@ -304,3 +304,17 @@ def allocation_run_process(*, run_id: int) -> AllocationRun | None:
     run.finished_at = timezone.now()
     run.save()
     return run
+
+
+def rules_with_change(
+    clean: dict[str, Any], *, instance: AllocationRule | None = None
+) -> list[AllocationRule]:
+    """The rule list as it would be after saving `clean` (unsaved objects; for a preview)."""
+    rules = list(AllocationRule.objects.prefetch_related("teams").order_by("position", "id"))
+    for rule in rules:
+        rule.preview_team_slugs = [t.slug for t in rule.teams.all()]  # type: ignore[attr-defined]
+    changed = AllocationRule(**{k: v for k, v in clean.items() if k != "teams"})
+    changed.preview_team_slugs = clean["teams"]  # type: ignore[attr-defined]
+    if instance is None:
+        return [*rules, changed]
+    return [changed if r.pk == instance.pk else r for r in rules]

@@ -1,5 +1,7 @@
 import csv
 from datetime import UTC, datetime, time, timedelta
+from decimal import ROUND_HALF_UP
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -11,6 +13,7 @@ from django.views.decorators.http import require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
 from apps.accounts.roles import FINOPS
+from apps.billing.allocation import allocation_preview
 from apps.billing.forms import (
     AllocationRuleForm,
     BillingUploadForm,
@@ -25,8 +28,10 @@ from apps.billing.rules import (
     rule_delete,
     rule_move,
     rule_update,
+    rules_with_change,
 )
 from apps.billing.selectors import (
+    CENT,
     allocation_runs_recent,
     billing_imports_recent,
     chargeback,
@@ -114,6 +119,7 @@ def _rules_page(
     *,
     editing: AllocationRule | None = None,
     recompute: RecomputeForm | None = None,
+    preview: Any = None,
     status: int = 200,
 ) -> HttpResponse:
     start, end = default_range()
@@ -125,6 +131,9 @@ def _rules_page(
             "form": form,
             "editing": editing,
             "runs": allocation_runs_recent(),
+            "preview": preview,
+            "preview_start": start,
+            "preview_end": end - timedelta(days=1),
             "recompute": recompute
             or RecomputeForm(
                 initial={"start": start.date(), "end": (end - timedelta(days=1)).date()}
@@ -142,6 +151,8 @@ def rule_list(request: HttpRequest) -> HttpResponse:
     form = AllocationRuleForm(request.POST)
     if not form.is_valid():
         return _rules_page(request, form, status=400)
+    if "preview" in request.POST:
+        return _rules_page(request, form, preview=_preview(form.rule_data, None))
     rule = rule_create(data=form.rule_data, user=request.user)
     messages.success(
         request, f"Rule '{rule.name}' added; allocations of the recent months are being recomputed."
@@ -157,11 +168,33 @@ def rule_edit(request: HttpRequest, pk: int) -> HttpResponse:
     form = AllocationRuleForm(request.POST, instance=rule)
     if not form.is_valid():
         return _rules_page(request, form, editing=rule, status=400)
+    if "preview" in request.POST:
+        return _rules_page(request, form, editing=rule, preview=_preview(form.rule_data, rule))
     rule_update(rule=rule, data=form.rule_data, user=request.user)
     messages.success(
         request, f"Rule '{rule.name}' saved; allocations of the recent months are being recomputed."
     )
     return redirect("billing:rules")
+
+
+def _preview(clean: dict[str, Any], rule: AllocationRule | None) -> dict[str, Any]:
+    """What saving would move, per team and currency, over the range a save recomputes."""
+    from apps.fleet.models import Team
+
+    start, end = default_range()
+    result = allocation_preview(rules_with_change(clean, instance=rule), start, end)
+    names = dict(Team.objects.values_list("pk", "slug"))
+    rows = [
+        {
+            "team": names.get(r.team_id, "—") if r.team_id else None,
+            "currency": r.currency,
+            "before": r.before.quantize(CENT, rounding=ROUND_HALF_UP),
+            "after": r.after.quantize(CENT, rounding=ROUND_HALF_UP),
+            "change": r.change.quantize(CENT, rounding=ROUND_HALF_UP),
+        }
+        for r in result.rows
+    ]
+    return {"rows": rows, "line_items": result.line_items, "truncated": result.truncated}
 
 
 @require_POST

@@ -293,3 +293,32 @@ def test_a_rule_change_recomputes_the_range_idempotently(
     assert_exact()
     page = client.get(RULES).content.decode()
     assert f'id="run-{run.pk}" data-status="done"' in page
+
+
+def test_preview_shows_how_a_change_moves_money_without_saving(
+    client, finops, october, time_machine
+):
+    time_machine.move_to("2026-11-20T12:00:00Z")  # October is in the range a save recomputes
+    client.force_login(finops)
+    rule = AllocationRule.objects.get(name="Shared cluster")
+    runs = AllocationRun.objects.count()
+    page = client.post(
+        f"/billing/rules/{rule.pk}/",
+        {
+            "name": "Shared cluster",
+            "kind": "shared",
+            "match_service": "*Kubernetes*",
+            "teams": ["payments"],
+            "enabled": "on",
+            "preview": "1",
+        },
+    ).content.decode()
+    assert "If saved: billed cost charged 2026-09-01 \u2013 2026-11-30 (4 line items)" in page
+    assert cells(page, "preview-data-USD") == ["data", "USD", "33.33", "0.00", "-33.33"]
+    assert cells(page, "preview-payments-USD") == ["payments", "USD", "33.33", "100.00", "+66.67"]
+    assert cells(page, "preview-platform-USD") == ["platform", "USD", "43.33", "10.00", "-33.33"]
+    assert cells(page, "preview-unallocated-USD") == ["Unallocated", "USD", "0.01", "0.01", "0.00"]
+    assert cells(page, "preview-unallocated-EUR") == ["Unallocated", "EUR", "2.50", "2.50", "0.00"]
+    rule.refresh_from_db()
+    assert [t.slug for t in rule.teams.all()] == []
+    assert AllocationRun.objects.count() == runs
