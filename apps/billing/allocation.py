@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, F, Sum
 
 from apps.billing.models import (
@@ -178,7 +178,7 @@ class Allocator:
         raw = json.loads(tags_text) if tags_text else {}
         tags = {str(k).lower(): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
         decision = self._first_match(provider, service, tags, resource)
-        if len(self.decisions) > 200_000:
+        if len(self.decisions) > 50_000:
             self.decisions.clear()
         self.decisions[key] = decision
         return decision
@@ -428,47 +428,46 @@ def _allocate_by_decision(
     count = AllocationCount()
     resource = ", li.resource_id" if allocator.reads_resource else ""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT DISTINCT li.provider, li.service_name, li.tags::text{resource} "
-            f"FROM {LINE_TABLE} AS li WHERE {where}",
-            params,
-        )
-        keys = cursor.fetchall()
-    decisions = []
-    shared_rules: list[CompiledRule] = []
-    for key in keys:
-        decision = allocator.decide(key[0], key[1], key[2], key[3] if resource else "")
-        row: tuple[Any, ...]
-        if isinstance(decision, Owner):
-            row = (
-                decision.team_id,
-                decision.agent_id,
-                AllocationMethod.TAG,
-                decision.rule.name,
-                None,
-            )
-        elif decision is None:
-            row = (None, None, AllocationMethod.UNALLOCATED, "", None)
-        else:
-            index = next((i for i, r in enumerate(shared_rules) if r is decision), None)
-            if index is None:
-                index = len(shared_rules)
-                shared_rules.append(decision)
-            row = (None, None, "", decision.name, index)
-        decisions.append((key[0], key[1], key[2], key[3] if resource else "", *row))
-    with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {DECISION_TABLE}")
         cursor.execute(
             f"CREATE TEMPORARY TABLE {DECISION_TABLE} (provider text, service_name text, "
             "tags jsonb, resource_id text, team_id bigint, agent_id bigint, method text, "
             "rule_name text, shared integer) ON COMMIT DROP"
         )
-    with (
-        connection.connection.cursor() as raw,
-        raw.copy(f"COPY {DECISION_TABLE} FROM STDIN") as copy,
-    ):
-        for decided in decisions:
-            copy.write_row(decided)
+    shared_rules: list[CompiledRule] = []
+    distinct = (
+        f"SELECT DISTINCT li.provider, li.service_name, li.tags::text{resource} "
+        f"FROM {LINE_TABLE} AS li WHERE {where}"
+    )
+    # In batches: with a resource rule there can be as many keys as rows.
+    for keys in _fetch(distinct, params):
+        decisions = []
+        for key in keys:
+            decision = allocator.decide(key[0], key[1], key[2], key[3] if resource else "")
+            row: tuple[Any, ...]
+            if isinstance(decision, Owner):
+                row = (
+                    decision.team_id,
+                    decision.agent_id,
+                    AllocationMethod.TAG,
+                    decision.rule.name,
+                    None,
+                )
+            elif decision is None:
+                row = (None, None, AllocationMethod.UNALLOCATED, "", None)
+            else:
+                index = next((i for i, r in enumerate(shared_rules) if r is decision), None)
+                if index is None:
+                    index = len(shared_rules)
+                    shared_rules.append(decision)
+                row = (None, None, "", decision.name, index)
+            decisions.append((key[0], key[1], key[2], key[3] if resource else "", *row))
+        with (
+            connection.connection.cursor() as raw,
+            raw.copy(f"COPY {DECISION_TABLE} FROM STDIN") as copy,
+        ):
+            for decided in decisions:
+                copy.write_row(decided)
     join = (
         f"JOIN {DECISION_TABLE} AS d ON d.provider = li.provider "
         "AND d.service_name = li.service_name AND d.tags = li.tags"
@@ -563,8 +562,12 @@ def _allocate_by_row(
 def _fetch(sql: str, params: list[Any]) -> Iterator[list[tuple[Any, ...]]]:
     if connection.vendor == "postgresql":
         connection.ensure_connection()
-        # A server-side cursor: a big bill's shared rows are read FETCH_ROWS at a time.
-        with connection.connection.cursor(name="opsdash_allocation") as cursor:
+        # A server-side cursor (inside a transaction, as PostgreSQL requires; the preview has
+        # none of its own): a big bill's rows are read FETCH_ROWS at a time.
+        with (
+            transaction.atomic(),
+            connection.connection.cursor(name="opsdash_allocation") as cursor,
+        ):
             cursor.execute(sql, params)
             while batch := cursor.fetchmany(FETCH_ROWS):
                 yield batch

@@ -194,6 +194,7 @@ def _preview(clean: dict[str, Any], rule: AllocationRule | None) -> dict[str, An
         }
         for r in result.rows
     ]
+    rows.sort(key=lambda r: (r["team"] is None, r["team"] or "", r["currency"]))
     return {"rows": rows, "line_items": result.line_items, "truncated": result.truncated}
 
 
