@@ -18,7 +18,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -329,7 +329,14 @@ class Allocator:
 
 
 def _as_time(value: Any) -> datetime:
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    """A timestamp read by raw SQL: aware from PostgreSQL, text or naive UTC from SQLite."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def db_time(value: datetime) -> Any:
+    """A timestamp as a raw SQL parameter, in the form the database stores (text on SQLite)."""
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 LINE_TABLE = CostLineItem._meta.db_table
@@ -386,7 +393,7 @@ def allocate_range(start: datetime, end: datetime) -> AllocationCount:
     return _allocate(
         Allocator(*rules_compile()),
         "{t}.charge_period_start >= %s AND {t}.charge_period_start < %s",
-        [start, end],
+        [db_time(start), db_time(end)],
         fresh=False,
     )
 
@@ -541,6 +548,7 @@ def _allocate_by_row(
         for pk, provider, service, resource, tags, billed, effective, currency, start, end in batch:
             tags_text = tags if isinstance(tags, str) else json.dumps(tags or {})
             decision = allocator.decide(provider, service, tags_text, resource)
+            start, end = _as_time(start), _as_time(end)
             line = (pk, str(billed), str(effective), currency, start, end, provider, service)
             if isinstance(decision, Owner):
                 rows.append(allocator.whole(line, decision))
@@ -634,7 +642,7 @@ def allocation_preview(
     after: dict[tuple[int | None, str], Decimal] = {}
     seen = 0
     last_start: datetime | None = None
-    for batch in _fetch(sql, [start, end, limit + 1]):
+    for batch in _fetch(sql, [db_time(start), db_time(end), limit + 1]):
         for pk, provider, service, resource, tags, billed, effective, currency, s, e in batch:
             seen += 1
             if seen > limit:
@@ -642,6 +650,7 @@ def allocation_preview(
             last_start = s
             tags_text = tags if isinstance(tags, str) else json.dumps(tags or {})
             decision = allocator.decide(provider, service, tags_text, resource)
+            s, e = _as_time(s), _as_time(e)
             line = (pk, str(billed), str(effective), currency, s, e, provider, service)
             if isinstance(decision, CompiledRule):
                 shares = allocator.split(decision, line)

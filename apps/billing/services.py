@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 from psycopg.copy import QueuedLibpqWriter
 
-from apps.billing.allocation import Allocator, allocate_import, import_allocator
+from apps.billing.allocation import Allocator, allocate_import, db_time, import_allocator
 from apps.billing.errors import FileLevelError
 from apps.billing.models import (
     BillingImport,
@@ -302,7 +302,7 @@ def _replace_previous(import_id: int, periods: dict[PeriodKey, int]) -> int:
             "provider = %s AND billing_account_id = %s AND billing_period_start = %s "
             "AND billing_import_id <> %s"
         )
-        params: list[Any] = [provider, account, start, import_id]
+        params: list[Any] = [provider, account, db_time(start), import_id]
         lines, shares = CostLineItem._meta.db_table, CostAllocation._meta.db_table
         with connection.cursor() as cursor:
             sub = f"SELECT id FROM {lines} WHERE {where}"  # noqa: S608
