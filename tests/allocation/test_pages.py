@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.billing.models import AllocationRule, AllocationRun, CostAllocation
+from apps.billing.models import AllocationRule, AllocationRun, CostAllocation, CostLineItem
 from apps.billing.rules import allocation_run_process, rule_create
 from apps.costs.models import LlmUsage
 from tests.allocation.conftest import assert_exact, import_bill, line, shares
@@ -285,6 +285,16 @@ def test_a_rule_change_recomputes_the_range_idempotently(
         ("platform", "triage-bot", "tag", "Agent tag", D("10"), D("10")),
         (None, None, "unallocated", "", D("0.01"), D("0.01")),
         (None, None, "unallocated", "", D("2.5"), D("2.5")),
+    ]
+    owners = sorted(
+        (f"{i.billed_cost.normalize():f}", i.team.slug if i.team else None, i.agent_id is not None)
+        for i in CostLineItem.objects.select_related("team")
+    )
+    assert owners == [
+        ("0.01", None, False),
+        ("10", "platform", True),
+        ("100", None, False),
+        ("2.5", None, False),
     ]
     # Again: the same allocations, not twice as many.
     again = AllocationRun.objects.create(start=run.start, end=run.end)
