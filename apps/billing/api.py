@@ -2,7 +2,8 @@
 
 People only (a personal token or a browser session). apps.billing.rules checks every rule, so
 the API and the rules page refuse the same things with the same messages. Every change queues
-a recompute of the recent months; the response names the run.
+a recompute of the recent months; the response names the run. PUT and PATCH both change
+only the fields sent; `position` (0 is tried first) moves a rule.
 """
 
 from typing import Any
