@@ -3,7 +3,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from apps.accounts.roles import ADMIN, FINOPS, VIEWER, has_role, user_roles
+from apps.accounts.roles import ADMIN, FINOPS, SRE_LEAD, VIEWER, has_role, user_roles
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
@@ -39,17 +39,18 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         queue = f"Approval queue ({state.pending})" if state.pending else "Approval queue"
         sections.append(("Actions", [("actions:queue", queue), ("actions:list", "Actions")]))
         sections.append(("Governance", [("policy:versions", "Policy")]))
-    cost = (
-        [
-            ("billing:imports", "Billing imports"),
-            ("billing:rules", "Allocation rules"),
-            ("billing:chargeback", "Chargeback"),
-        ]
-        if has_role(user, FINOPS)
-        else []
-    )
+    cost = []
+    if has_role(user, FINOPS, SRE_LEAD):
+        cost.append(("costs:explorer", "Cost explorer"))
+        cost.append(("budgets:list", "Budgets"))
+        cost.append(("budgets:halted", "Halted agents"))
+    if has_role(user, FINOPS):
+        cost.append(("billing:imports", "Billing imports"))
+        cost.append(("billing:rules", "Allocation rules"))
+        cost.append(("billing:chargeback", "Chargeback"))
+        cost.append(("costs:reconciliation", "LLM reconciliation"))
     if user_roles(user):  # anyone with a role may read the price table
-        cost.append(("costs:prices", "LLM prices"))
+        cost.append(("costs:prices", "Prices & rates"))
     if cost:
         sections.append(("Cost", cost))
     account = [("notifications:inbox", "Notifications"), ("accounts:tokens", "My API tokens")]

@@ -10,3 +10,23 @@ def llm_calls_reprice_task(since: str | None = None) -> dict[str, int]:
 
     result = llm_calls_reprice(since=datetime.fromisoformat(since) if since else None)
     return {"created": result.created, "repriced": result.repriced}
+
+
+@opsdash_task("costs.anthropic_costs_pull", time_limit=1800)
+def anthropic_costs_pull_task(pull_id: int) -> None:
+    """A pull FinOps asked for ("Pull now"); returns quietly if another worker claimed it."""
+    from apps.costs.billed.services import anthropic_costs_pull_run
+
+    anthropic_costs_pull_run(pull_id=pull_id)
+
+
+@opsdash_task("costs.anthropic_billed_pull", time_limit=1800)
+def anthropic_billed_pull_task() -> None:
+    """Daily: the last ANTHROPIC_COST_PULL_DAYS days again; nothing without an Admin key."""
+    from django.conf import settings
+
+    from apps.costs.billed.services import anthropic_costs_pull, pull_range_default
+    from apps.costs.models import PullTrigger
+
+    days = pull_range_default(days=settings.ANTHROPIC_COST_PULL_DAYS)
+    anthropic_costs_pull(since=days.since, until=days.until, trigger=PullTrigger.SCHEDULE)
