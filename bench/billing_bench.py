@@ -167,6 +167,54 @@ def run_import(path: Path, database_url: str) -> tuple[float, int, str]:
     return elapsed, int(peak_kb), summary.strip()
 
 
+def bench_rules_ensure() -> None:
+    from apps.billing.models import AllocationRule
+    from apps.billing.rules import rule_create
+    from apps.fleet.models import Agent, Team
+
+    for slug in TEAMS:
+        Team.objects.get_or_create(slug=slug, defaults={"name": slug})
+    for n, slug in enumerate(a for a in AGENTS if a):
+        Agent.objects.get_or_create(
+            slug=slug, defaults={"team": Team.objects.get(slug=TEAMS[n % 3]), "name": slug}
+        )
+    if AllocationRule.objects.exists():
+        return
+    for data in (
+        {"name": "Agent tag", "kind": "tag", "tag_key": "opsdash-agent", "target": "agent"},
+        {
+            "name": "Shared Lambda",
+            "kind": "shared",
+            "match_service": "AWS Lambda",
+            "split": "actions",
+        },
+        {"name": "Team tag", "kind": "tag", "tag_key": "team", "target": "team"},
+    ):
+        rule_create(data=data, user=None)
+
+
+_ALLOCATED = {}
+
+
+def delete_import(cursor, import_id: int) -> None:
+    cursor.execute(
+        "SELECT count(*) FROM billing_costallocation a JOIN billing_costlineitem li "
+        "ON li.id = a.line_item_id WHERE li.billing_import_id = %s",
+        [import_id],
+    )
+    _ALLOCATED[import_id] = cursor.fetchone()[0]
+    cursor.execute(
+        "DELETE FROM billing_costallocation WHERE line_item_id IN "
+        "(SELECT id FROM billing_costlineitem WHERE billing_import_id = %s)",
+        [import_id],
+    )
+    cursor.execute("DELETE FROM billing_costlineitem WHERE billing_import_id = %s", [import_id])
+
+
+def allocations_of(import_id: int) -> int:
+    return _ALLOCATED.get(import_id, 0)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mb", type=float, default=1024.0, help="file size in MB (1 GB)")
@@ -174,6 +222,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated file")
     parser.add_argument("--use-database-url", action="store_true")
     parser.add_argument("--parquet", action="store_true", help="also import it as Parquet")
+    parser.add_argument(
+        "--rules",
+        action="store_true",
+        help="allocate with the teams, agents and rules of a typical setup (two tag rules, "
+        "one shared split by actions); without it no rule matches and every row is unallocated",
+    )
     args = parser.parse_args()
     database_url = os.environ.get("DATABASE_URL", "")
     if not database_url.startswith(("postgres://", "postgresql://")):
@@ -185,6 +239,8 @@ def main() -> None:
 
     from apps.billing.models import BillingImport
 
+    if args.rules:
+        bench_rules_ensure()
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"focus-{args.mb:g}mb.csv"
@@ -214,7 +270,8 @@ def main() -> None:
     print(f"ratio import / csv.reader: {ratio:.1%}")
     print(f"peak RSS of the import process: {peak_kb / 1024:.0f} MB (target for 1 GB: <= 300 MB)")
     with connection.cursor() as cursor:
-        cursor.execute("DELETE FROM billing_costlineitem WHERE billing_import_id = %s", [imp.pk])
+        delete_import(cursor, imp.pk)
+    print(f"allocations written: {allocations_of(imp.pk):,}")
     imp.delete()
     if args.parquet:
         parquet = path.with_suffix(".parquet")
@@ -230,9 +287,7 @@ def main() -> None:
             f"{peak_kb / 1024:.0f} MB, totals {imp.totals}"
         )
         with connection.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM billing_costlineitem WHERE billing_import_id = %s", [imp.pk]
-            )
+            delete_import(cursor, imp.pk)
         imp.delete()
         if not args.keep:
             parquet.unlink()

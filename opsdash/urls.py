@@ -26,6 +26,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("apps.budgets.api_urls")),
     path("", include("apps.policy.api_urls")),
     path("", include("apps.slo.api_urls")),
+    path("", include("apps.billing.api_urls")),
 ]
 
 urlpatterns = [

@@ -169,14 +169,33 @@ class CostAllocation(models.Model):
     never hidden. Charge period, provider, service and currency are copied from the line item
     so the cost pages group and filter without a join."""
 
+    # No database constraint: its check is a per-row trigger at commit that also locks the
+    # line item row (measured: about half of a bill's allocation time). Allocations are written
+    # only in the transaction that writes or reallocates their line items, and deleted with
+    # them (apps.billing.services._replace_previous; the ORM cascades).
     line_item = models.ForeignKey(
-        CostLineItem, on_delete=models.CASCADE, related_name="allocations"
+        CostLineItem, on_delete=models.CASCADE, db_constraint=False, related_name="allocations"
     )
+    # No database constraints or single-column indexes on team and agent either: (team,
+    # charge_period_start) and (agent, …) below serve the lookups, and the ORM sets them to
+    # NULL when a team or agent is deleted. A bill writes one row per line item at least.
     team = models.ForeignKey(
-        "fleet.Team", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "fleet.Team",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     agent = models.ForeignKey(
-        "fleet.Agent", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "fleet.Agent",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
     )
     method = models.CharField(max_length=16, choices=AllocationMethod.choices)
     # The rule that produced this share, by name: rules are edited, the chargeback must still
@@ -199,3 +218,91 @@ class CostAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.team_id or 'unallocated'} {self.effective_cost}"
+
+
+class RuleKind(models.TextChoices):
+    TAG = "tag", "Tag names the owner"
+    SHARED = "shared", "Shared cost"
+
+
+class RuleTarget(models.TextChoices):
+    AGENT = "agent", "Agent (its team follows)"
+    TEAM = "team", "Team"
+
+
+class SplitBasis(models.TextChoices):
+    EVEN = "even", "Evenly"
+    ACTIONS = "actions", "By actions proposed"
+    TOKENS = "tokens", "By LLM tokens"
+
+
+class AllocationRule(models.Model):
+    """One allocation rule; rules are tried in `position` order and the first that matches a
+    line item decides all of its cost.
+
+    A tag rule reads one tag (`tag_key`) and gives the line item to the agent or team its value
+    names: the value is the slug, or `value_map` maps values to slugs. A shared rule matches by
+    provider, service, tag and resource (every condition given must hold) and splits the cost
+    across `teams` (all teams when empty), evenly or by each team's actions or LLM tokens in the
+    line item's charge period."""
+
+    name = models.CharField(max_length=200, unique=True)
+    position = models.PositiveIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=RuleKind.choices)
+    enabled = models.BooleanField(default=True)
+    # Tag rules.
+    tag_key = models.CharField(max_length=256, blank=True)
+    target = models.CharField(max_length=16, choices=RuleTarget.choices, blank=True)
+    # {"tag value": "slug"}; empty: the tag value is the slug.
+    value_map = models.JSONField(default=dict, blank=True)
+    # Shared rules: conditions (blank = any).
+    match_provider = models.CharField(max_length=128, blank=True)
+    # Glob, case-insensitive: "*Kubernetes*".
+    match_service = models.CharField(max_length=256, blank=True)
+    match_tag_key = models.CharField(max_length=256, blank=True)
+    # Blank: the tag is present with any value.
+    match_tag_value = models.CharField(max_length=256, blank=True)
+    # Regular expression searched in the resource id.
+    match_resource = models.CharField(max_length=500, blank=True)
+    split = models.CharField(max_length=16, choices=SplitBasis.choices, blank=True)
+    teams = models.ManyToManyField("fleet.Team", blank=True, related_name="+")
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AllocationRun(models.Model):
+    """One recompute of allocations for line items charged in [start, end)."""
+
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    status = models.CharField(
+        max_length=16, choices=ImportStatus.choices, default=ImportStatus.QUEUED
+    )
+    reason = models.CharField(max_length=300, blank=True)
+    line_items = models.BigIntegerField(default=0)
+    allocations = models.BigIntegerField(default=0)
+    error_message = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {self.start:%Y-%m-%d}..{self.end:%Y-%m-%d} ({self.status})"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (ImportStatus.QUEUED, ImportStatus.RUNNING)

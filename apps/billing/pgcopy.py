@@ -6,7 +6,7 @@ once per distinct combination and only the costs, charge period, resource and ta
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from decimal import Decimal
 from operator import itemgetter
@@ -41,7 +41,9 @@ _PER_ROW = (
     "tags",
 )
 assert sorted(_SHARED + _PER_ROW) == sorted(LINE_FIELDS)
-COLUMNS = ("billing_import_id", *_SHARED, *_PER_ROW)
+# The owner (team, agent) the allocation rules give the line whole to, or \N twice.
+COLUMNS = ("billing_import_id", *_SHARED, *_PER_ROW, "team_id", "agent_id")
+NO_OWNER = "\\N\t\\N"
 MEMO_SIZE = 10_000
 ROWS_PER_WRITE = 2000
 
@@ -59,8 +61,9 @@ def _text(value: Any) -> str:
 
 
 class CopyEncoder:
-    def __init__(self, import_id: int) -> None:
+    def __init__(self, import_id: int, owner: Callable[[Line], str] | None = None) -> None:
         self.import_id = str(import_id)
+        self.owner = owner
         self.shared = itemgetter(*(LINE_FIELDS.index(name) for name in _SHARED))
         self.prefixes: dict[tuple[Any, ...], str] = {}
         self.times: dict[datetime, str] = {}
@@ -95,6 +98,7 @@ class CopyEncoder:
                     line.resource_id.translate(_ESCAPES),
                     "\\N" if quantity is None else str(quantity),
                     self._tags(line.tags),
+                    NO_OWNER if self.owner is None else self.owner(line),
                 )
             )
             + "\n"

@@ -24,8 +24,15 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 from psycopg.copy import QueuedLibpqWriter
 
+from apps.billing.allocation import Allocator, allocate_import, db_time, import_allocator
 from apps.billing.errors import FileLevelError
-from apps.billing.models import BillingImport, CostLineItem, ImportSource, ImportStatus
+from apps.billing.models import (
+    BillingImport,
+    CostAllocation,
+    CostLineItem,
+    ImportSource,
+    ImportStatus,
+)
 from apps.billing.normalise import NORMALISERS, Line, RowError
 from apps.billing.normalise.parsing import WIDE
 from apps.billing.pgcopy import COLUMNS as COPY_COLUMNS
@@ -195,8 +202,13 @@ def billing_import_run(
                     yield line
 
             with transaction.atomic():
-                _write(billing_import.pk, lines())
+                # First: a recompute waits for this import, and a rule changed from here on
+                # is applied by the recompute it queues.
+                allocator = import_allocator()
+                _write(billing_import.pk, lines(), allocator)
                 replaced = _replace_previous(billing_import.pk, tally.periods)
+                # In the same transaction: whoever reads the bill reads its allocations too.
+                allocate_import(billing_import.pk, allocator)
                 _finish(billing_import, tally, replaced=replaced)
             if progress is not None:
                 progress(source.total, source.total)
@@ -235,7 +247,7 @@ def _format_hint(header: list[str], tried: str) -> str:
     return f"The file's columns are: {shown or '(none)'}."
 
 
-def _write(import_id: int, lines: Iterable[Line]) -> None:
+def _write(import_id: int, lines: Iterable[Line], allocator: Allocator) -> None:
     if connection.vendor == "postgresql":
         connection.ensure_connection()
         table = CostLineItem._meta.db_table
@@ -245,12 +257,17 @@ def _write(import_id: int, lines: Iterable[Line]) -> None:
             connection.connection.cursor() as cursor,
             cursor.copy(sql, writer=_SenderThread(cursor)) as copy,
         ):
-            for chunk in CopyEncoder(import_id).chunks(lines):
+            for chunk in CopyEncoder(import_id, allocator.owner_text).chunks(lines):
                 copy.write(chunk)
         return
     batch: list[CostLineItem] = []
     for line in lines:
-        batch.append(CostLineItem(billing_import_id=import_id, **line._asdict()))
+        team_id, agent_id = allocator.owner_ids(line)
+        batch.append(
+            CostLineItem(
+                billing_import_id=import_id, team_id=team_id, agent_id=agent_id, **line._asdict()
+            )
+        )
         if len(batch) >= SQLITE_BATCH:
             CostLineItem.objects.bulk_create(batch)
             batch = []
@@ -279,14 +296,19 @@ def _replace_previous(import_id: int, periods: dict[PeriodKey, int]) -> int:
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                     [f"billing-period:{provider}|{account}|{start.isoformat()}"],
                 )
-        deleted, _ = (
-            CostLineItem.objects.filter(
-                provider=provider, billing_account_id=account, billing_period_start=start
-            )
-            .exclude(billing_import_id=import_id)
-            .delete()
+        # SQL, not QuerySet.delete(): with allocations pointing at the rows, the ORM would load
+        # every replaced row into memory to cascade.
+        where = (
+            "provider = %s AND billing_account_id = %s AND billing_period_start = %s "
+            "AND billing_import_id <> %s"
         )
-        replaced += deleted
+        params: list[Any] = [provider, account, db_time(start), import_id]
+        lines, shares = CostLineItem._meta.db_table, CostAllocation._meta.db_table
+        with connection.cursor() as cursor:
+            sub = f"SELECT id FROM {lines} WHERE {where}"  # noqa: S608
+            cursor.execute(f"DELETE FROM {shares} WHERE line_item_id IN ({sub})", params)  # noqa: S608
+            cursor.execute(f"DELETE FROM {lines} WHERE {where}", params)  # noqa: S608
+            replaced += cursor.rowcount
     return replaced
 
 

@@ -17,3 +17,12 @@ def billing_imports_sweep_task() -> dict[str, int]:
     from apps.billing.services import billing_imports_sweep
 
     return billing_imports_sweep(now=timezone.now())
+
+
+# Idempotent: the range's allocations are deleted and recomputed in one transaction.
+@opsdash_task("billing.allocation_run", time_limit=3 * 3600)
+def allocation_run_task(run_id: int) -> str:
+    from apps.billing.rules import allocation_run_process
+
+    run = allocation_run_process(run_id=run_id)
+    return run.status if run else "skipped"

@@ -46,6 +46,8 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         cost.append(("budgets:halted", "Halted agents"))
     if has_role(user, FINOPS):
         cost.append(("billing:imports", "Billing imports"))
+        cost.append(("billing:rules", "Allocation rules"))
+        cost.append(("billing:chargeback", "Chargeback"))
         cost.append(("costs:reconciliation", "LLM reconciliation"))
     if user_roles(user):  # anyone with a role may read the price table
         cost.append(("costs:prices", "Prices & rates"))

@@ -15,6 +15,7 @@ from apps.audit.models import AGENT_WRITABLE_TYPES, EventSource
 from apps.audit.services.derived import derived_catch_up
 from apps.audit.services.ingest import ALL_TYPES, agent_lookup_cache, event_batch_ingest
 from apps.costs.models import CostDriverRate, DriverKind
+from apps.demo.billing import demo_bill_seed
 from apps.demo.generator import (
     DEMO_AGENTS,
     DEMO_PASSWORD_SUFFIX,
@@ -40,6 +41,7 @@ class DemoSeedResult:
     events_rejected: int = 0
     already_seeded: bool = False
     slos_created: int = 0
+    bill_rows: int = 0
 
 
 def demo_password(username: str) -> str:
@@ -85,6 +87,7 @@ def demo_fleet_seed(
     if marker is not None and not force:
         result.already_seeded = True
         result.slos_created = demo_slos_ensure()
+        result.bill_rows = demo_bill_seed(anchor=marker.anchor).rows
         demo_budgets_ensure()
         return result
     anchor = marker.anchor if marker is not None else (anchor or timezone.now())
@@ -117,6 +120,8 @@ def demo_fleet_seed(
     # next sweep, so the SLOs' rollups and statuses are complete when the seed returns.
     derived_catch_up()
     result.slos_created = demo_slos_ensure()
+    # After the events: the shared cluster is split by the actions they proposed.
+    result.bill_rows = demo_bill_seed(anchor=generator.cutoff).rows
     demo_budgets_ensure()
     return result
 

@@ -54,6 +54,11 @@ class Command(BaseCommand):
                 f"{result.events_rejected} rejected; {result.agents_created} agents and "
                 f"{result.teams_created} teams created."
             )
+        if result.bill_rows:
+            self.stdout.write(
+                f"Demo bill: {result.bill_rows} FOCUS rows of the last 30 days imported and "
+                "allocated (Cost → Chargeback)."
+            )
         if with_people:
             self.stdout.write("Demo logins (username / password):")
             for username, name, role in DEMO_PEOPLE:
