@@ -197,6 +197,7 @@ def billing_import_run(
             with transaction.atomic():
                 _write(billing_import.pk, lines())
                 replaced = _replace_previous(billing_import.pk, tally.periods)
+                _estimate_energy(billing_import.pk)
                 _finish(billing_import, tally, replaced=replaced)
             if progress is not None:
                 progress(source.total, source.total)
@@ -210,6 +211,15 @@ def billing_import_run(
             "written. The server log has the details.",
         )
     return billing_import
+
+
+def _estimate_energy(import_id: int) -> None:
+    """The rows' energy, in the import's transaction: a bill is never visible without it."""
+    if connection.vendor != "postgresql":
+        return
+    from apps.costs.energy_services import cloud_energy_compute
+
+    cloud_energy_compute(import_id=import_id)
 
 
 def _check_periods(line: Line, normaliser: Any) -> None:
@@ -279,14 +289,15 @@ def _replace_previous(import_id: int, periods: dict[PeriodKey, int]) -> int:
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                     [f"billing-period:{provider}|{account}|{start.isoformat()}"],
                 )
-        deleted, _ = (
+        _, deleted = (
             CostLineItem.objects.filter(
                 provider=provider, billing_account_id=account, billing_period_start=start
             )
             .exclude(billing_import_id=import_id)
             .delete()
         )
-        replaced += deleted
+        # Line items only: their energy and allocation rows go with them (CASCADE).
+        replaced += deleted.get(CostLineItem._meta.label, 0)
     return replaced
 
 
