@@ -3,7 +3,7 @@ from typing import Any
 from django.http import HttpRequest
 from django.utils.functional import SimpleLazyObject
 
-from apps.accounts.roles import ADMIN, FINOPS, VIEWER, has_role, user_roles
+from apps.accounts.roles import ADMIN, FINOPS, SRE_LEAD, VIEWER, has_role, user_roles
 
 
 def navigation(request: HttpRequest) -> dict[str, Any]:
@@ -42,6 +42,8 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
     cost = [("billing:imports", "Billing imports")] if has_role(user, FINOPS) else []
     if user_roles(user):  # anyone with a role may read the price table
         cost.append(("costs:prices", "LLM prices"))
+    if has_role(user, FINOPS, SRE_LEAD):
+        cost.append(("costs:energy", "Energy"))
     if cost:
         sections.append(("Cost", cost))
     account = [("notifications:inbox", "Notifications"), ("accounts:tokens", "My API tokens")]

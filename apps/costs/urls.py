@@ -5,4 +5,5 @@ from apps.costs import views
 app_name = "costs"
 urlpatterns = [
     path("prices/", views.prices, name="prices"),
+    path("energy/", views.energy, name="energy"),
 ]
