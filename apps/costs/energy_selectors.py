@@ -33,7 +33,20 @@ UNALLOCATED = "(unallocated)"
 NO_AGENT = "(no agent)"
 CLOUD_NO_MODEL = "(cloud, no model)"
 ZERO = Decimal(0)
-TOP_ACTIONS = 20
+TOP_ACTIONS = 10
+# Tableau 10: distinct in light and dark themes.
+PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+)
 
 
 @dataclass
@@ -340,16 +353,20 @@ def _chart(
     traces = []
     for (key, source), values in per_day.items():
         label = CLOUD_NO_MODEL if key == CLOUD_NO_MODEL else labels.get(key, str(key))
+        # One colour per group, solid when measured and hatched when estimated: the theme's
+        # six-colour cycle would give a group's two traces different colours.
+        colour = PALETTE[rank.get(label, 0) % len(PALETTE)]
         trace: dict[str, Any] = {
             "type": "bar",
             "name": f"{label} · {source}",
             "legendgroup": label,
+            "marker": {"color": colour},
             "x": [d.isoformat() for d in days],
             "y": [float(values.get(d, ZERO)) for d in days],
             "hovertemplate": f"{label} ({source})<br>%{{x}}: %{{y:,.3f}} Wh<extra></extra>",
         }
         if source == "estimated":
-            trace["marker"] = {"pattern": {"shape": "/", "fillmode": "overlay", "size": 6}}
+            trace["marker"]["pattern"] = {"shape": "/", "fillmode": "overlay", "size": 6}
         traces.append((rank.get(label, 0), source, trace))
     traces.sort(key=lambda t: (t[0], t[1]))
     return {
