@@ -141,6 +141,9 @@ class _Tally:
     rejected: int = 0
     totals: dict[str, Decimal] = field(default_factory=dict)
     periods: dict[PeriodKey, int] = field(default_factory=dict)
+    # (provider, service, SKU, unit, region, category) of the rows: what energy is estimated
+    # by (apps.costs.energy_services), gathered here rather than by a DISTINCT over the rows.
+    energy_keys: set[tuple[str, ...]] = field(default_factory=set)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def reject(self, row: int, line: int | None, column: str, message: str) -> None:
@@ -192,12 +195,22 @@ def billing_import_run(
                     )
                     key = (line.provider, line.billing_account_id, line.billing_period_start)
                     tally.periods[key] = tally.periods.get(key, 0) + 1
+                    tally.energy_keys.add(
+                        (
+                            line.provider,
+                            line.service_name,
+                            line.sku_id,
+                            line.consumed_unit,
+                            line.region_id,
+                            line.charge_category,
+                        )
+                    )
                     yield line
 
             with transaction.atomic():
                 _write(billing_import.pk, lines())
                 replaced = _replace_previous(billing_import.pk, tally.periods)
-                _estimate_energy(billing_import.pk)
+                _estimate_energy(billing_import.pk, tally.energy_keys)
                 _finish(billing_import, tally, replaced=replaced)
             if progress is not None:
                 progress(source.total, source.total)
@@ -213,13 +226,13 @@ def billing_import_run(
     return billing_import
 
 
-def _estimate_energy(import_id: int) -> None:
+def _estimate_energy(import_id: int, keys: set[tuple[str, ...]]) -> None:
     """The rows' energy, in the import's transaction: a bill is never visible without it."""
     if connection.vendor != "postgresql":
         return
     from apps.costs.energy_services import cloud_energy_compute
 
-    cloud_energy_compute(import_id=import_id)
+    cloud_energy_compute(import_id=import_id, fresh=True, keys=keys)
 
 
 def _check_periods(line: Line, normaliser: Any) -> None:

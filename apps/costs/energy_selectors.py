@@ -19,7 +19,7 @@ from django.db.models.functions import TruncDate
 
 from apps.billing.models import CostAllocation, CostLineItem
 from apps.costs.cloud_energy import Kind
-from apps.costs.models import CloudEnergy, EnergySource, LlmUsage
+from apps.costs.models import CloudEnergy, CloudEnergyBasis, EnergySource, LlmUsage
 from apps.fleet.models import Agent, Team
 
 DIMENSIONS = {
@@ -192,45 +192,64 @@ def _cloud_rows(dimension: str, lo: datetime, hi: datetime) -> list[tuple[Any, d
         return list(cursor.fetchall())
 
 
-def _missing(lo: datetime, hi: datetime) -> list[MissingEstimate]:
-    items = CostLineItem.objects.filter(
-        charge_period_start__gte=lo, charge_period_start__lt=hi, charge_category="Usage"
+NOT_ESTIMATED_YET = "not estimated yet: run manage.py cloud_energy_recompute"
+NO_QUANTITY = "no ConsumedQuantity in the bill"
+
+# Usage line items without an estimate, by why: their basis (same key) says it cannot be
+# classified, or the line has no quantity, or no estimate was made (imported before energy
+# estimates existed, or the step failed).
+_MISSING_SQL = """
+SELECT li.provider, li.service_name, li.consumed_unit, li.billing_currency,
+    CASE
+        WHEN b.id IS NULL THEN %s
+        WHEN b.wh_per_unit IS NULL THEN b.method
+        WHEN li.consumed_quantity IS NULL THEN %s
+        ELSE %s
+    END AS reason,
+    count(*), sum(li.effective_cost)
+FROM {items} li
+LEFT JOIN {basis} b ON b.provider = li.provider AND b.service_name = li.service_name
+    AND b.sku_id = li.sku_id AND b.consumed_unit = li.consumed_unit
+    AND b.region_id = li.region_id AND b.charge_category = li.charge_category
+LEFT JOIN {energy} e ON e.line_item_id = li.id
+WHERE li.charge_category = 'Usage' AND {where}
+    AND e.line_item_id IS NULL
+    AND (b.id IS NULL OR b.kind NOT IN (%s, %s))
+GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+def cloud_energy_missing(
+    lo: datetime | None = None, hi: datetime | None = None
+) -> list[MissingEstimate]:
+    """Cloud usage with no energy estimate (and not LLM tokens, counted from events), most
+    line items first."""
+    where, params = "true", []
+    if lo is not None and hi is not None:
+        where, params = "li.charge_period_start >= %s AND li.charge_period_start < %s", [lo, hi]
+    sql = _MISSING_SQL.format(
+        items=CostLineItem._meta.db_table,
+        basis=CloudEnergyBasis._meta.db_table,
+        energy=CloudEnergy._meta.db_table,
+        where=where,
     )
-    unclassified = (
-        items.filter(energy__basis__kind=Kind.UNCLASSIFIED)
-        .values("provider", "service_name", "consumed_unit", "billing_currency")
-        .annotate(n=Count("pk"), cost=Sum("effective_cost"), reason=F("energy__basis__method"))
-    )
-    not_computed = (
-        items.filter(energy__isnull=True)
-        .values("provider", "service_name", "consumed_unit", "billing_currency")
-        .annotate(n=Count("pk"), cost=Sum("effective_cost"))
-    )
-    found = [
-        MissingEstimate(
-            r["provider"],
-            r["service_name"],
-            r["consumed_unit"],
-            r["reason"],
-            r["n"],
-            r["cost"],
-            r["billing_currency"],
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql,
+            [
+                NOT_ESTIMATED_YET,
+                NO_QUANTITY,
+                NOT_ESTIMATED_YET,
+                *params,
+                Kind.LLM_TOKENS,
+                Kind.NOT_USAGE,
+            ],
         )
-        for r in unclassified.order_by()
-    ]
-    found += [
-        MissingEstimate(
-            r["provider"],
-            r["service_name"],
-            r["consumed_unit"],
-            "not estimated yet: run manage.py cloud_energy_recompute",
-            r["n"],
-            r["cost"],
-            r["billing_currency"],
-        )
-        for r in not_computed.order_by()
-    ]
-    return sorted(found, key=lambda m: (-m.line_items, m.provider, m.service_name))
+        found = [
+            MissingEstimate(provider, service, unit, reason, n, cost, currency)
+            for provider, service, unit, currency, reason, n, cost in cursor.fetchall()
+        ]
+    return sorted(found, key=lambda m: (-m.line_items, m.provider, m.service_name, m.reason))
 
 
 def energy_report(*, dimension: str, start: date, end: date) -> EnergyReport:
@@ -314,7 +333,7 @@ def energy_report(*, dimension: str, start: date, end: date) -> EnergyReport:
         rows=ordered,
         total=total,
         chart=_chart(dimension, start, end, per_day, labels, ordered),
-        missing=_missing(lo, hi),
+        missing=cloud_energy_missing(lo, hi),
         top_actions=_top_actions(usage),
     )
 

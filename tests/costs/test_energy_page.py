@@ -289,6 +289,6 @@ def test_the_page_costs_a_fixed_number_of_queries(
 ):
     client.force_login(make_person("fiona", "finops"))
     client.get(URL.format(by="agent"))
-    # session, user, roles; 2 LLM, 1 cloud, 2 missing, 1 top actions, 2 agent labels; 5 nav
-    with django_assert_num_queries(16):
+    # session, user, roles; 2 LLM, 1 cloud, 1 missing, 1 top actions, 2 agent labels; 5 nav
+    with django_assert_num_queries(15):
         assert client.get(URL.format(by="agent")).status_code == 200

@@ -4,9 +4,9 @@ COSTS_CLOUD_ENERGY, COSTS_PUE or the grid table changed."""
 from typing import Any
 
 from django.core.management.base import BaseCommand
-from django.db.models import Count, Q, Sum
+from django.db.models import Sum
 
-from apps.costs.cloud_energy import Kind
+from apps.costs.energy_selectors import cloud_energy_missing
 from apps.costs.energy_services import cloud_energy_recompute
 from apps.costs.models import CloudEnergy
 
@@ -20,12 +20,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         written = cloud_energy_recompute()
-        totals = CloudEnergy.objects.aggregate(
-            wh=Sum("energy_wh"),
-            missing=Count("pk", filter=Q(energy_wh__isnull=True, basis__kind=Kind.UNCLASSIFIED)),
-        )
+        wh = CloudEnergy.objects.aggregate(wh=Sum("energy_wh"))["wh"] or 0
+        missing = sum(m.line_items for m in cloud_energy_missing())
         self.stdout.write(
-            f"Estimated {written:,} line items: {totals['wh'] or 0:,.3f} Wh in all; "
-            f"{totals['missing']:,} line items have no energy estimate "
-            "(unclassified usage: see the Energy page)."
+            f"Estimated {written:,} line items: {wh:,.3f} Wh in all; {missing:,} usage line "
+            "items have no energy estimate (the Energy page says why)."
         )
