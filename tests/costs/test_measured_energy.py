@@ -1,6 +1,7 @@
 """Measured GPU energy: DCGM power backfilled into a real Prometheus, integrated by the trapezoid
 rule over a closed window and shared across the model's llm_calls by tokens. Figures by hand."""
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -191,3 +192,32 @@ def test_bad_measured_power_settings_name_the_entry(items, message):
     with pytest.raises(ValueError) as caught:
         measured_power_config_check(items, grid=["world"])
     assert message in str(caught.value)
+
+
+def test_the_command_integrates_and_says_what_it_did(agent, measured_settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    ingest(call("llama-3.1-70b-q4", ts=W + timedelta(minutes=3), provider="vllm", output_tokens=5))
+    out = StringIO()
+    call_command("measure_gpu_energy", "--since", W.isoformat(), stdout=out)
+    # Every closed window since W, of both sources (how many depends on the clock). Two have
+    # power: W's 99.583333 Wh, and the next one, where Prometheus's 5-minute lookback holds the
+    # last sample (500 W at W+16:00) until W+21:00: 6 min x 500 W = 50 Wh, with no calls.
+    assert re.fullmatch(
+        r"\d+ windows: 2 measured \(149\.583333 Wh over 1 llm_calls\), \d+ without power "
+        r"samples \(their calls stay estimated\)\.\n",
+        out.getvalue(),
+    ), out.getvalue()
+
+
+def test_the_command_says_when_prometheus_is_not_set(settings):
+    from django.core.management import CommandError, call_command
+
+    settings.COSTS_MEASURED_POWER = [
+        {"provider": "vllm", "model": "x", "selector": "DCGM_FI_DEV_POWER_USAGE"}
+    ]
+    settings.PROMETHEUS_URL = ""
+    with pytest.raises(CommandError, match="PROMETHEUS_URL is not set: measured GPU energy"):
+        call_command("measure_gpu_energy")
