@@ -31,9 +31,10 @@ Sources, read on 2026-11-26:
   country figures on Statista). Region "world" is the default (COSTS_GRID_REGION).
 
 Cached input is counted at the full input coefficient: no source gives the energy a cache hit
-saves, so the estimate errs high, as Epoch's does. Measured GPU power (DCGM through
-Prometheus) for self-hosted models is a later piece: it will write energy_source "measured"
-rows through `llm_energy_estimate`'s caller, not change these coefficients.
+saves, so the estimate errs high, as Epoch's does. Self-hosted models with measured GPU power
+(DCGM through Prometheus) have their estimates replaced by measured figures afterwards
+(apps.costs.measured); cloud line items use apps.costs.cloud_energy, with the cloud regions'
+intensities in DEFAULT_GRID_INTENSITY below.
 """
 
 from dataclasses import dataclass
