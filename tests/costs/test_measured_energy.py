@@ -221,3 +221,25 @@ def test_the_command_says_when_prometheus_is_not_set(settings):
     settings.PROMETHEUS_URL = ""
     with pytest.raises(CommandError, match="PROMETHEUS_URL is not set: measured GPU energy"):
         call_command("measure_gpu_energy")
+
+
+def test_the_beat_task_integrates_the_last_day_and_survives_a_dead_prometheus(
+    agent, measured_settings
+):
+    from apps.costs.tasks import measured_energy_windows_task
+
+    ingest(call("llama-3.1-70b-q4", ts=W + timedelta(minutes=3), provider="vllm", output_tokens=5))
+    result = measured_energy_windows_task()
+    # Three windows of the last day have power: W's; the one before it, whose last minute has
+    # samples (60 s x 300 W = 5 Wh); the one after it, through the lookback (above).
+    assert (result["measured"], result["refreshed_actions"]) == (3, 0)
+    assert sorted(
+        MeasuredEnergyWindow.objects.filter(status="measured").values_list("energy_wh", flat=True)
+    ) == [Decimal("5.000000"), Decimal("50.000000"), Decimal("99.583333")]
+    assert LlmUsage.objects.get().energy_source == "measured"
+    assert measured_energy_windows_task()["windows"] == 0  # nothing left to integrate
+
+    measured_settings.PROMETHEUS_URL = "http://127.0.0.1:9"  # nothing listens there
+    MeasuredEnergyWindow.objects.all().delete()
+    assert measured_energy_windows_task() == {"windows": 0, "failed": 1}
+    assert not MeasuredEnergyWindow.objects.exists()
