@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import django_setup, pct, production_server, scratch_database
+from common import django_setup, pct, postgres_settings, production_server, scratch_database
 
 
 def paced(
@@ -98,6 +98,7 @@ def main() -> None:
 
     with connection.cursor() as cursor:
         cursor.execute("CHECKPOINT")
+    print(postgres_settings(), flush=True)
     port = 8766
     server = production_server(port, DATABASE_URL=url)
     base = f"http://127.0.0.1:{port}"

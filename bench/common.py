@@ -96,3 +96,24 @@ def measure(get, rounds: int) -> list[float]:
 def pct(xs: list[float], q: float) -> float:
     """The q-quantile of sorted latencies (nearest rank)."""
     return xs[max(int(len(xs) * q) - 1, 0)]
+
+
+def postgres_settings() -> str:
+    """The server settings a figure depends on, printed beside it (see postgres_production.sh)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, setting, coalesce(unit, '') FROM pg_settings WHERE name IN"
+            " ('shared_buffers', 'max_wal_size', 'checkpoint_timeout', 'work_mem')"
+            " ORDER BY name"
+        )
+        rows = cursor.fetchall()
+    units = {"8kB": 8 * 1024, "kB": 1024, "MB": 1024**2}
+    parts = []
+    for name, setting, unit in rows:
+        if unit in units:
+            parts.append(f"{name} {int(setting) * units[unit] / 1024**2:,.0f} MB")
+        else:
+            parts.append(f"{name} {setting} {unit}".strip())
+    return "PostgreSQL: " + ", ".join(parts)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from common import postgres_settings  # noqa: E402
 from slo_rebuild_bench import prepare_volume, stored_events  # noqa: E402
 
 NEW_EVENTS = 1000
@@ -133,6 +134,8 @@ def main() -> None:
         else:
             prepare_volume(args.db, size, reuse=args.reuse or bool(results))
         stored = stored_events()
+        if size == sizes[0]:
+            print(postgres_settings(), flush=True)
         # Seeded by what is stored: a rerun on a kept database writes new events, not repeats.
         rng = random.Random(stored)
         times = measure(args.rounds, rng, profile=args.profile)

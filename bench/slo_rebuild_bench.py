@@ -20,7 +20,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import django_setup, scratch_database  # noqa: E402
+from common import django_setup, postgres_settings, scratch_database  # noqa: E402
 
 TARGET_SECONDS = 30.0
 TARGET_EVENTS = 10_000_000
@@ -222,6 +222,7 @@ def main() -> None:
             flush=True,
         )
 
+    print(postgres_settings(), flush=True)
     stored = stored_events()
     # From empty tables (a new database, the first rebuild after an upgrade): every row written.
     with connection.cursor() as cursor:

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apps.slo",
     "apps.billing",
     "apps.costs",
+    "apps.budgets",
 ]
 
 MIDDLEWARE = [
@@ -284,10 +285,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "slo.promotion_suggest",
         "schedule": 24 * 3600.0,
     },
+    # Budgets whose recent burn reaches the cap before the period ends: FinOps hear of it once.
+    "budgets-forecast-alerts": {
+        "task": "budgets.forecast_alerts",
+        "schedule": env.float("BUDGET_FORECAST_SECONDS", default=3600.0),
+    },
     # Billing uploads whose task was lost are queued again; dead imports are marked failed.
     "billing-imports-sweep": {
         "task": "billing.imports_sweep",
         "schedule": 300.0,
+    },
+    # Anthropic's billed cost for the last ANTHROPIC_COST_PULL_DAYS days (no-op without a key).
+    "costs-anthropic-billed-pull": {
+        "task": "costs.anthropic_billed_pull",
+        "schedule": env.float("ANTHROPIC_COST_PULL_SECONDS", default=24 * 3600.0),
     },
 }
 
@@ -318,6 +329,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BATCH_BYTES + 1024
 # intensities {"region": gCO2e/kWh} and per-model coefficients
 # [{"model": "claude-haiku-*", "input_wh_per_1k": "0.1", "output_wh_per_1k": "0.3"}] as JSON.
 COSTS_PUE = env.str("COSTS_PUE", default="1.2")
+# How long a /gate reservation holds budget room if no llm_call settles it.
+GATE_RESERVATION_SECONDS = env.int("GATE_RESERVATION_SECONDS", default=600)
 COSTS_GRID_REGION = env.str("COSTS_GRID_REGION", default="world")
 COSTS_GRID_INTENSITY = env.json("COSTS_GRID_INTENSITY", default={})
 COSTS_ENERGY_COEFFICIENTS = env.json("COSTS_ENERGY_COEFFICIENTS", default=[])
@@ -403,6 +416,37 @@ if not 0 < ASSIST_TIMEOUT_SECONDS <= 600:
     raise ImproperlyConfigured("ASSIST_TIMEOUT_SECONDS must be above 0 and at most 600.")
 if not 0 <= ASSIST_MAX_RETRIES <= 5:
     raise ImproperlyConfigured("ASSIST_MAX_RETRIES must be between 0 and 5.")
+# Billed cost from Anthropic's Admin API (apps.costs.billed): off without an Admin key
+# (sk-ant-admin…). It reconciles the estimates from llm_call events and is never added to them.
+# The daily pull re-reads the last ANTHROPIC_COST_PULL_DAYS days, as Anthropic restates recent
+# days; ANTHROPIC_ADMIN_BASE_URL points the SDK elsewhere (a proxy, or the tests' local fake).
+ANTHROPIC_ADMIN_KEY = env_secret("ANTHROPIC_ADMIN_KEY", "")
+ANTHROPIC_ADMIN_BASE_URL = env.str("ANTHROPIC_ADMIN_BASE_URL", default="")
+ANTHROPIC_ADMIN_TIMEOUT_SECONDS = env.float("ANTHROPIC_ADMIN_TIMEOUT_SECONDS", default=60.0)
+# Nobody waits on the daily job: the SDK retries 429 and 5xx with backoff this many times.
+ANTHROPIC_ADMIN_MAX_RETRIES = env.int("ANTHROPIC_ADMIN_MAX_RETRIES", default=4)
+ANTHROPIC_COST_PULL_DAYS = env.int("ANTHROPIC_COST_PULL_DAYS", default=7)
+# A halted agent's Anthropic API key (its anthropic_api_key_id) is set inactive through the
+# Admin API after the halt commits, and active again on resume: the halt then holds even for
+# calls that skip /gate.
+HALT_DEACTIVATES_ANTHROPIC_KEY = env.bool("HALT_DEACTIVATES_ANTHROPIC_KEY", default=False)
+# Reconciliation rows whose billed and estimated cost differ by at least this share are flagged.
+ANTHROPIC_RECON_VARIANCE_PCT = env.str("ANTHROPIC_RECON_VARIANCE_PCT", default="10")
+if not 0 < ANTHROPIC_ADMIN_TIMEOUT_SECONDS <= 600:
+    raise ImproperlyConfigured("ANTHROPIC_ADMIN_TIMEOUT_SECONDS must be above 0 and at most 600.")
+if not 0 <= ANTHROPIC_ADMIN_MAX_RETRIES <= 10:
+    raise ImproperlyConfigured("ANTHROPIC_ADMIN_MAX_RETRIES must be between 0 and 10.")
+if not 1 <= ANTHROPIC_COST_PULL_DAYS <= 365:
+    raise ImproperlyConfigured("ANTHROPIC_COST_PULL_DAYS must be between 1 and 365.")
+try:
+    from decimal import Decimal as _Decimal
+
+    if not 0 < _Decimal(ANTHROPIC_RECON_VARIANCE_PCT) <= 1000:
+        raise ValueError
+except (ValueError, ArithmeticError) as _exc:
+    raise ImproperlyConfigured(
+        "ANTHROPIC_RECON_VARIANCE_PCT must be a number above 0 and at most 1000."
+    ) from _exc
 # Notifications (links in them start with SITE_URL) and agent callbacks.
 # Email: SMTP when EMAIL_HOST is set, the console in DEBUG, otherwise off (tests use locmem).
 EMAIL_HOST = env.str("EMAIL_HOST", default="")

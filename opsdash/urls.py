@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.actions.api import ActionDecideView, ActionDetailView, ActionProposeView
 from apps.audit.api import EventListCreateView, LimitsView
+from apps.budgets.api import GateView
+from apps.budgets.api_halt import AgentHaltView, AgentResumeView
 from apps.core.views import healthz, home
 from apps.slo.metrics import metrics_view
 
@@ -18,6 +20,10 @@ api_v1: list[URLPattern | URLResolver] = [
         ActionDecideView.as_view(),
         name="action-decide",
     ),
+    path("gate", GateView.as_view(), name="gate"),
+    path("agents/<slug:slug>/halt", AgentHaltView.as_view(), name="agent-halt"),
+    path("agents/<slug:slug>/resume", AgentResumeView.as_view(), name="agent-resume"),
+    path("", include("apps.budgets.api_urls")),
     path("", include("apps.policy.api_urls")),
     path("", include("apps.slo.api_urls")),
 ]
@@ -34,6 +40,7 @@ urlpatterns = [
     path("policy/", include("apps.policy.urls")),
     path("slos/", include("apps.slo.urls")),
     path("costs/", include("apps.costs.urls")),
+    path("budgets/", include("apps.budgets.urls")),
     path("notifications/", include("apps.notifications.urls")),
     path("billing/", include("apps.billing.urls")),
     path("api/v1/", include((api_v1, "api"))),

@@ -144,7 +144,11 @@ class Incident(models.Model):
     consumer (apps.slo), rebuildable; the time to propose, recall and MTTR read it."""
 
     incident_id = models.CharField(max_length=128, unique=True)
-    agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="incidents")
+    # No database constraint: a rebuild writes every incident, and the constraint's trigger
+    # per row bought nothing (the agent's events are PROTECT; Django cascades deletions).
+    agent = models.ForeignKey(
+        "fleet.Agent", on_delete=models.CASCADE, related_name="incidents", db_constraint=False
+    )
     first_alert_at = models.DateTimeField(null=True, blank=True)
     first_alert_event_id = models.UUIDField(null=True, blank=True)
     # The first alert's agent version: recall is counted per version (canaries).

@@ -108,22 +108,37 @@ _AGENT_STATE_SQL = (
 
 
 def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str, str | None]:
-    """(halted, halted_reason, autonomy_mode, active policy's key) as committed now; the agent
-    row is held until this transaction ends.
-
-    FOR SHARE makes a halt and a proposal of the same agent strictly ordered: a halt committed
-    before this read is seen, and one arriving later waits until this proposal is decided. Other
-    proposals of the agent share the lock and do not wait for each other.
-    """
+    """(halted, halted_reason, autonomy_mode, active policy's key) as committed now."""
     if connection.vendor == "postgresql":
         with pg_cursor() as pg:
-            pg.execute(_AGENT_STATE_SQL + " FOR SHARE OF fleet_agent", [agent.pk], prepare=True)
+            pg.execute(_AGENT_STATE_SQL, [agent.pk], prepare=True)
             halted, reason, mode, policy_key = pg.fetchone()  # type: ignore[misc]
     else:
         with connection.cursor() as cursor:
             cursor.execute(_AGENT_STATE_SQL, [agent.pk])
             halted, reason, mode, policy_key = cursor.fetchone()
     return bool(halted), reason or "", mode, policy_key
+
+
+def _halted_refusal(agent: Agent, reason: str) -> ProposalRejected:
+    return ProposalRejected(
+        423,
+        f"{agent.slug} is halted: {reason or 'no reason given'}. "
+        "Nothing may run until a person resumes it.",
+    )
+
+
+def _halt_after_ledger_lock(agent: Agent) -> None:
+    """Read again once this transaction holds the ledger head (its events are being sealed):
+    every halt takes that lock too (apps.fleet.services.agent_halted_set, and a budget's halt
+    inside an ingest), so a halt committed before this point is seen here and one arriving
+    later waits for this proposal's commit. Halts and proposals are strictly ordered, and a
+    proposal holds no lock of its own on its agent."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT halted, halted_reason FROM fleet_agent WHERE id = %s", [agent.pk])
+        halted, reason = cursor.fetchone()
+    if halted:
+        raise _halted_refusal(agent, reason)
 
 
 _OTHER_AGENT = "This action_id belongs to another agent; use a new one."
@@ -152,11 +167,7 @@ def action_propose(
     with transaction.atomic():
         halted, halted_reason, autonomy_mode, policy_key = _agent_state_for_decision(agent)
         if halted:
-            raise ProposalRejected(
-                423,
-                f"{agent.slug} is halted: {halted_reason or 'no reason given'}. "
-                "Nothing may run until a person resumes it.",
-            )
+            raise _halted_refusal(agent, halted_reason)
         now = now or timezone.now()
         # An existing row is locked: concurrent proposals of its action_id wait for this one.
         # A new action_id has no row to lock yet; the ingest inserts it with the events, and a
@@ -234,6 +245,7 @@ def action_propose(
             return _repeat_answer(raced[proposal.action_id], agent=agent, arguments=arguments)
         if result.rejected:
             raise ProposalRejected(400, "The proposal is not valid.", result.rejected[0]["errors"])
+        _halt_after_ledger_lock(agent)
         # The ingest folded both events into the action (and stored it) under its lock.
         action = locked[proposal.action_id]
         if action.status == ActionStatus.PENDING_APPROVAL:

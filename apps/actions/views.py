@@ -135,3 +135,16 @@ def action_verdict_view(request: HtmxHttpRequest, action_id: str) -> HttpRespons
         return _answer(request, action_id, level="error", text=str(exc), status=409)
     text = f"Recorded: the proposal was {'correct' if correct else 'incorrect'}. It counts towards the agent's accuracy."
     return _answer(request, action_id, level="ok", text=text, status=200)
+
+
+@role_required(VIEWER)
+def action_cost(request: HtmxHttpRequest, action_id: str) -> HttpResponse:
+    """The action's cost and energy panel, loaded after the page: its shares read a day of the
+    agent's and team's costs, which the approval queue's pane need not wait for."""
+    from apps.costs.actions import action_cost_breakdown
+
+    try:
+        action = action_get(action_id=action_id, user=request.user)
+    except Action.DoesNotExist as exc:
+        raise Http404("No such action.") from exc
+    return render(request, "actions/partials/cost.html", {"cost": action_cost_breakdown(action)})

@@ -39,11 +39,17 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
         queue = f"Approval queue ({state.pending})" if state.pending else "Approval queue"
         sections.append(("Actions", [("actions:queue", queue), ("actions:list", "Actions")]))
         sections.append(("Governance", [("policy:versions", "Policy")]))
-    cost = [("billing:imports", "Billing imports")] if has_role(user, FINOPS) else []
-    if user_roles(user):  # anyone with a role may read the price table
-        cost.append(("costs:prices", "LLM prices"))
+    cost = []
     if has_role(user, FINOPS, SRE_LEAD):
+        cost.append(("costs:explorer", "Cost explorer"))
         cost.append(("costs:energy", "Energy"))
+        cost.append(("budgets:list", "Budgets"))
+        cost.append(("budgets:halted", "Halted agents"))
+    if has_role(user, FINOPS):
+        cost.append(("billing:imports", "Billing imports"))
+        cost.append(("costs:reconciliation", "LLM reconciliation"))
+    if user_roles(user):  # anyone with a role may read the price table
+        cost.append(("costs:prices", "Prices & rates"))
     if cost:
         sections.append(("Cost", cost))
     account = [("notifications:inbox", "Notifications"), ("accounts:tokens", "My API tokens")]

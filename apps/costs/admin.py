@@ -5,7 +5,13 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.accounts.roles import FINOPS, has_role
-from apps.costs.models import PRICE_FIELDS, LlmUsage, ModelPrice
+from apps.costs.models import (
+    PRICE_FIELDS,
+    AnthropicBilledCost,
+    AnthropicCostPull,
+    LlmUsage,
+    ModelPrice,
+)
 
 
 class ModelPriceAdminForm(forms.ModelForm):
@@ -110,3 +116,30 @@ class LlmUsageAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Written only by the Admin API pull: a pull replaces whole days, never single rows."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AnthropicCostPull)
+class AnthropicCostPullAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "trigger", "since", "until", "status", "rows", "billed_usd"]
+    list_filter = ["status", "trigger"]
+
+
+@admin.register(AnthropicBilledCost)
+class AnthropicBilledCostAdmin(ReadOnlyAdmin):
+    list_display = ["day", "workspace_id", "model", "api_key_id", "cost_type", "amount"]
+    list_filter = ["cost_type", "currency"]
+    search_fields = ["=api_key_id", "=workspace_id", "=model"]
+    date_hierarchy = "day"

@@ -6,7 +6,9 @@ from django import forms
 from django.core.validators import RegexValidator
 from django.utils import timezone
 
-from apps.costs.models import PRICE_FIELDS, ModelPrice
+from apps.costs.billed.client import earliest_day
+from apps.costs.explorer import DIMENSIONS, DRIVERS, ExplorerQuery
+from apps.costs.models import PRICE_FIELDS, DriverKind, ModelPrice
 
 MODEL_PATTERN = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._:/@\[\]-]*\*?$",
@@ -105,6 +107,187 @@ class ModelPriceForm(forms.Form):
             "source_url": data["source_url"],
             "note": data["note"],
         }
+
+
+MAX_EXPLORER_DAYS = 366
+
+
+class ExplorerForm(forms.Form):
+    """The cost explorer's query string; every field is optional and has a default."""
+
+    start = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Enter the first day as YYYY-MM-DD."},
+    )
+    end = forms.DateField(
+        required=False,
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Enter the last day as YYYY-MM-DD."},
+    )
+    dimension = forms.ChoiceField(
+        required=False, choices=[(d, d.capitalize()) for d in DIMENSIONS], label="Group by"
+    )
+    currency = forms.RegexField(
+        required=False,
+        regex=r"^[A-Z]{3}$",
+        error_messages={"invalid": "A currency is three capital letters (USD, EUR)."},
+    )
+    cloud_cost = forms.ChoiceField(
+        required=False,
+        choices=[("effective", "Effective cost"), ("billed", "Billed cost")],
+        label="Cloud cost",
+    )
+    team = forms.CharField(required=False, max_length=64)
+    agent = forms.CharField(required=False, max_length=64)
+    provider = forms.CharField(required=False, max_length=128)
+    driver = forms.ChoiceField(
+        required=False, choices=[("", "All drivers"), *[(d, d) for d in DRIVERS]]
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        today = timezone.now().date()
+        end = data.get("end") or today
+        start = data.get("start") or end - timedelta(days=29)
+        if start > end:
+            raise forms.ValidationError("The first day is after the last day.")
+        if (end - start).days + 1 > MAX_EXPLORER_DAYS:
+            raise forms.ValidationError(
+                f"Choose at most {MAX_EXPLORER_DAYS} days; export a year at a time."
+            )
+        data["start"], data["end"] = start, end
+        return data
+
+    def query(self) -> ExplorerQuery:
+        data = self.cleaned_data
+
+        def one(name: str) -> tuple[str, ...]:
+            return (data[name],) if data.get(name) else ()
+
+        return ExplorerQuery(
+            start=data["start"],
+            end=data["end"],
+            dimension=data.get("dimension") or "driver",
+            currency=data.get("currency") or "USD",
+            cloud_cost=data.get("cloud_cost") or "effective",
+            teams=one("team"),
+            agents=one("agent"),
+            providers=one("provider"),
+            drivers=one("driver"),
+        )
+
+
+TOOL_PATTERN = RegexValidator(
+    r"^[A-Za-z0-9_.:/*-]+$",
+    "A tool name as tool_call events send it (letters, digits, _ . : / -), or a glob with * "
+    "such as pagerduty.* or * for every tool.",
+)
+
+
+class DriverRateForm(forms.Form):
+    # The price form on the same page has effective_from and note fields too.
+    prefix = "rate"
+
+    kind = forms.ChoiceField(choices=DriverKind.choices, label="Driver")
+    tool = forms.CharField(
+        required=False,
+        max_length=200,
+        validators=[TOOL_PATTERN],
+        help_text="For tool calls only: the tool name, or a glob (* for every tool).",
+    )
+    usd_rate = forms.DecimalField(
+        label="Rate (USD)",
+        min_value=Decimal(0),
+        max_digits=16,
+        decimal_places=9,
+        help_text="Per GB-month of stored audit log, or per tool call.",
+        error_messages={
+            "invalid": "Enter an amount in USD such as 0.03 (a dot for decimals, no $).",
+            "min_value": "A rate cannot be negative.",
+            "max_decimal_places": "At most 9 digits after the decimal point.",
+            "max_digits": "At most 7 digits before and 9 after the decimal point.",
+            "max_whole_digits": "At most 7 digits before the decimal point.",
+        },
+    )
+    effective_from = forms.DateField(
+        label="From (UTC day)",
+        input_formats=["%Y-%m-%d"],
+        error_messages={"invalid": "Enter the first day as YYYY-MM-DD."},
+    )
+    note = forms.CharField(required=False, max_length=500)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        kind, tool = data.get("kind"), (data.get("tool") or "").strip()
+        if kind == DriverKind.TOOL_CALL and not tool:
+            self.add_error("tool", "Name the tool (or * for every tool) this rate is for.")
+        if kind == DriverKind.LOG_STORAGE and tool:
+            self.add_error(
+                "tool", "Audit-log storage has one rate for every agent: leave Tool empty."
+            )
+        data["tool"] = tool
+        return data
+
+
+MAX_RECON_DAYS = 366
+
+
+class ReconFilterForm(forms.Form):
+    """The reconciliation page's range (UTC days, both included) and filters."""
+
+    since = forms.DateField(label="From (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="To (UTC)", widget=forms.DateInput(attrs={"type": "date"}))
+    workspace = forms.CharField(max_length=128, required=False)
+    model = forms.CharField(max_length=200, required=False)
+    agent = forms.CharField(max_length=64, required=False)
+    tokens_only = forms.BooleanField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if until < since:
+                raise forms.ValidationError(f"“To” ({until}) is before “From” ({since}).")
+            if (until - since).days >= MAX_RECON_DAYS:
+                raise forms.ValidationError(
+                    f"Choose at most {MAX_RECON_DAYS} days; {since} to {until} is "
+                    f"{(until - since).days + 1}."
+                )
+        return data
+
+
+class PullForm(forms.Form):
+    """The days "Pull now" replaces (UTC, both included)."""
+
+    since = forms.DateField()
+    until = forms.DateField()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until:
+            if until < since:
+                raise forms.ValidationError(
+                    f"The last day ({until}) is before the first ({since})."
+                )
+            today = timezone.now().date()
+            if until > today:
+                raise forms.ValidationError(f"{until} is in the future; nothing is billed yet.")
+            first = earliest_day(today)
+            if since < first:
+                raise forms.ValidationError(
+                    f"Anthropic reports cost from {first} on (from 2026-01-01, and for the "
+                    f"last 365 days); choose a first day from {first}."
+                )
+            if (until - since).days >= MAX_RECON_DAYS:
+                raise forms.ValidationError(f"Pull at most {MAX_RECON_DAYS} days at once.")
+        return data
+
+
+class ApiKeyMapForm(forms.Form):
+    agent = forms.SlugField(max_length=64)
+    api_key_id = forms.CharField(max_length=128, required=False)
 
 
 MAX_ENERGY_DAYS = 366

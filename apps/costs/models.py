@@ -1,3 +1,4 @@
+from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -213,6 +214,200 @@ class LlmUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} {self.event_id}: {self.cost_usd} USD"
+
+
+class DriverKind(models.TextChoices):
+    LOG_STORAGE = "log_storage", "Audit-log storage (USD per GB-month)"
+    TOOL_CALL = "tool_call", "Tool / downstream API call (USD per call)"
+
+
+class CostDriverRate(models.Model):
+    """A unit price of a cost driver other than inference, from a UTC day on.
+
+    Like LLM prices, rates are never edited in place: a new rate is a new row, and every day
+    is priced with the rate in effect that day, so last month's figures do not move when the
+    rate changes."""
+
+    kind = models.CharField(max_length=16, choices=DriverKind.choices)
+    # Tool name, or a glob over tool names (`pagerduty.*`, `*`); empty for log storage. The
+    # most specific pattern wins: an exact name, then the longest glob.
+    tool = models.CharField(max_length=200, blank=True)
+    usd_rate = models.DecimalField(max_digits=16, decimal_places=9)
+    effective_from = models.DateField()
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["kind", "tool", "-effective_from"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "tool", "effective_from"], name="driver_rate_one_per_day"
+            ),
+            models.CheckConstraint(condition=Q(usd_rate__gte=0), name="driver_rate_non_negative"),
+            models.CheckConstraint(
+                condition=(Q(kind="log_storage") & Q(tool=""))
+                | (Q(kind="tool_call") & ~Q(tool="")),
+                name="driver_rate_tool_iff_tool_call",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        what = self.tool or self.get_kind_display()
+        return f"{what}: {self.usd_rate} USD from {self.effective_from}"
+
+
+class ToolCallDailyCount(models.Model):
+    """`tool_call` events per agent, UTC day and tool; kept by a ledger consumer, so a batch
+    applied twice counts once."""
+
+    agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    tool = models.CharField(max_length=200)
+    calls = models.PositiveBigIntegerField(default=0)
+    # Calls that reported their own cost_usd, and its sum: those are not priced at the rate.
+    reported_calls = models.PositiveBigIntegerField(default=0)
+    reported_usd = models.DecimalField(max_digits=20, decimal_places=9, default=Decimal(0))
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "day", "tool"], name="tool_daily_unique")
+        ]
+        indexes = [models.Index(fields=["day"], name="tool_daily_day")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} {self.day} {self.tool}: {self.calls}"
+
+
+class PullStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+
+
+class PullTrigger(models.TextChoices):
+    SCHEDULE = "schedule", "daily schedule"
+    BUTTON = "button", "pull now"
+    COMMAND = "command", "management command"
+
+
+PULL_STALLED_AFTER = timedelta(hours=1)
+
+
+class AnthropicCostPull(models.Model):
+    """One run of the pull of billed cost from Anthropic's Admin API: the UTC days it
+    replaced, who or what started it, and how it ended (shown on the reconciliation page)."""
+
+    trigger = models.CharField(max_length=16, choices=PullTrigger.choices)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    since = models.DateField()
+    until = models.DateField(help_text="Exclusive.")
+    status = models.CharField(max_length=16, choices=PullStatus.choices, default=PullStatus.QUEUED)
+    # Written for FinOps: what failed and what to do about it.
+    message = models.TextField(blank=True)
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    rows = models.PositiveIntegerField(default=0)
+    usage_rows = models.PositiveIntegerField(default=0)
+    pages = models.PositiveIntegerField(default=0)
+    billed_usd = models.DecimalField(max_digits=28, decimal_places=14, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(since__lt=F("until")), name="cost_pull_days_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"pull {self.since} to {self.until} {self.status}"
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in (PullStatus.QUEUED, PullStatus.RUNNING)
+
+    @property
+    def last_day(self) -> date:
+        return self.until - timedelta(days=1)
+
+    @property
+    def stalled(self) -> bool:
+        """Queued or running long past the task's 30-minute limit: its worker died or its
+        task was lost. The next pull replaces the same days, so nothing is left half-done."""
+        return self.in_progress and timezone.now() - self.created_at > PULL_STALLED_AFTER
+
+
+class AnthropicBilledCost(models.Model):
+    """Anthropic's billed cost of one UTC day for one workspace, model, API key and cost type,
+    as the Admin API's analytics cost endpoint reported it at the last pull of that day.
+
+    It reconciles the estimates priced from llm_call events (LlmUsage); it is never added to
+    them. An empty workspace, model or API key is one the API reported as null (usage no API
+    key authenticated has no key, code execution has no model)."""
+
+    day = models.DateField()
+    workspace_id = models.CharField(max_length=128, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    api_key_id = models.CharField(max_length=128, blank=True)
+    cost_type = models.CharField(max_length=32, blank=True)
+    currency = models.CharField(max_length=3, default="USD")
+    # The API reports fractional cents as decimal strings; stored as currency units, exactly
+    # (12 decimal places of a cent).
+    amount = models.DecimalField(max_digits=28, decimal_places=14)
+    list_amount = models.DecimalField(max_digits=28, decimal_places=14)
+    pull = models.ForeignKey(AnthropicCostPull, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["day", "workspace_id", "model", "api_key_id", "cost_type"]
+        constraints = [
+            # A pull replaces whole days; a second row for the same cell would double the bill.
+            models.UniqueConstraint(
+                fields=["day", "workspace_id", "model", "api_key_id", "cost_type", "currency"],
+                name="billed_cost_one_row_per_cell",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.workspace_id} {self.model} {self.api_key_id}: {self.amount}"
+
+
+class AnthropicBilledUsage(models.Model):
+    """Anthropic's token counts of one UTC day for one workspace, model, API key and service
+    tier, as the Admin API's analytics usage endpoint reported them at the last pull of that
+    day. Priced with our price table they split a variance in two: tokens our events missed,
+    and prices that differ from the table."""
+
+    day = models.DateField()
+    workspace_id = models.CharField(max_length=128, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    api_key_id = models.CharField(max_length=128, blank=True)
+    service_tier = models.CharField(max_length=32, blank=True)
+    # Anthropic's meaning: input excludes the cache classes, each counted on its own.
+    uncached_input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_5m_tokens = models.PositiveBigIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveBigIntegerField(default=0)
+    cache_read_tokens = models.PositiveBigIntegerField(default=0)
+    requests = models.PositiveBigIntegerField(null=True, blank=True)
+    pull = models.ForeignKey(AnthropicCostPull, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["day", "workspace_id", "model", "api_key_id", "service_tier"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "workspace_id", "model", "api_key_id", "service_tier"],
+                name="billed_usage_one_row_per_cell",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.workspace_id} {self.model} {self.api_key_id}"
 
 
 class CloudEnergyBasis(models.Model):

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db.models import Count, Max, Min, Q, Sum
 
-from apps.costs.models import CostSource, LlmUsage, ModelPrice
+from apps.costs.models import CostDriverRate, CostSource, LlmUsage, ModelPrice
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,14 @@ def price_rows() -> list[ModelPrice]:
     return list(
         ModelPrice.objects.select_related("created_by", "corrects", "correction").order_by(
             "provider", "model", "-effective_from", "-id"
+        )
+    )
+
+
+def driver_rate_rows() -> list[CostDriverRate]:
+    return list(
+        CostDriverRate.objects.select_related("created_by").order_by(
+            "kind", "tool", "-effective_from"
         )
     )
 

@@ -4,19 +4,26 @@ new price rows."""
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 import psycopg
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.models import Event, EventType
 from apps.costs.energy import EnergyConfig, energy_config, llm_energy_estimate
-from apps.costs.models import PRICE_FIELDS, CostSource, EnergySource, LlmUsage, ModelPrice
+from apps.costs.models import (
+    PRICE_FIELDS,
+    CostDriverRate,
+    CostSource,
+    EnergySource,
+    LlmUsage,
+    ModelPrice,
+)
 from apps.costs.pricing import PriceBook, usage_cost
 from apps.costs.tokens import token_usage
 from apps.fleet.models import Agent
@@ -154,18 +161,20 @@ class IngestedEvent(StoredLlmCall, Protocol):
     agent: Agent
 
 
-def llm_usage_record(*, events: Iterable[IngestedEvent]) -> int:
+def llm_usage_record(*, events: Iterable[IngestedEvent]) -> list[UsageValues]:
     """Writes the usage of the llm_calls among freshly stored events; called by ingest inside
     its transaction, so a committed llm_call always has its cost (budgets read it at once).
 
     Idempotent: an event id that already has a row keeps it (ON CONFLICT DO NOTHING).
-    Returns how many rows were written."""
+    Returns the rows, for the budgets that count them in the same transaction."""
     calls = [
         LlmCallRow(event_id=e.event_id, agent_id=e.agent.pk, team_id=e.agent.team_id, call=e)
         for e in events
         if e.event_type == EventType.LLM_CALL
     ]
-    return _usage_insert(llm_usage_compute(calls))
+    rows = llm_usage_compute(calls)
+    _usage_insert(rows)
+    return rows
 
 
 _COLUMNS = UsageValues._fields
@@ -417,3 +426,41 @@ def model_price_history_check(
                     ]
                 }
             )
+
+
+# --- Cost driver rates ---------------------------------------------------------------------------
+
+
+def driver_rate_create(
+    *,
+    by: Any,
+    kind: str,
+    tool: str,
+    usd_rate: Decimal,
+    effective_from: date,
+    note: str = "",
+) -> CostDriverRate:
+    """Adds a rate from a day on. A second rate for the same driver and day is refused: rates
+    are never edited, so the figures of past days stay explainable."""
+    if not usd_rate.is_finite() or usd_rate < 0:
+        raise ValidationError({"usd_rate": ["A rate is zero or more USD."]})
+    try:
+        with transaction.atomic():
+            return CostDriverRate.objects.create(
+                kind=kind,
+                tool=tool,
+                usd_rate=usd_rate,
+                effective_from=effective_from,
+                note=note,
+                created_by=by if getattr(by, "pk", None) else None,
+            )
+    except IntegrityError:  # driver_rate_one_per_day
+        what = f"tool {tool}" if tool else "audit-log storage"
+        raise ValidationError(
+            {
+                "effective_from": [
+                    f"A rate for {what} from {effective_from:%Y-%m-%d} exists already; rates "
+                    "are never edited: start the new rate on another day."
+                ]
+            }
+        ) from None

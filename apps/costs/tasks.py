@@ -12,6 +12,26 @@ def llm_calls_reprice_task(since: str | None = None) -> dict[str, int]:
     return {"created": result.created, "repriced": result.repriced}
 
 
+@opsdash_task("costs.anthropic_costs_pull", time_limit=1800)
+def anthropic_costs_pull_task(pull_id: int) -> None:
+    """A pull FinOps asked for ("Pull now"); returns quietly if another worker claimed it."""
+    from apps.costs.billed.services import anthropic_costs_pull_run
+
+    anthropic_costs_pull_run(pull_id=pull_id)
+
+
+@opsdash_task("costs.anthropic_billed_pull", time_limit=1800)
+def anthropic_billed_pull_task() -> None:
+    """Daily: the last ANTHROPIC_COST_PULL_DAYS days again; nothing without an Admin key."""
+    from django.conf import settings
+
+    from apps.costs.billed.services import anthropic_costs_pull, pull_range_default
+    from apps.costs.models import PullTrigger
+
+    days = pull_range_default(days=settings.ANTHROPIC_COST_PULL_DAYS)
+    anthropic_costs_pull(since=days.since, until=days.until, trigger=PullTrigger.SCHEDULE)
+
+
 @opsdash_task("costs.measured_energy_windows", time_limit=600, retry_on=())
 def measured_energy_windows_task() -> dict[str, int]:
     """Integrates closed windows of measured GPU power; a failed run is retried by the next

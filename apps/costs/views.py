@@ -1,4 +1,5 @@
-"""The LLM price table: everyone with a role reads it; FinOps adds rows (never edits them)."""
+"""The LLM price table (everyone with a role reads it; FinOps adds rows, never edits them) and
+the cost explorer."""
 
 import csv
 from decimal import ROUND_HALF_UP, Decimal
@@ -8,18 +9,32 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.roles import FINOPS, SRE_LEAD, VIEWER, has_role
+from apps.core.http import HtmxHttpRequest
 from apps.core.views import role_required
 from apps.costs.energy_selectors import energy_report
-from apps.costs.forms import EnergyFilterForm, ModelPriceForm
-from apps.costs.selectors import price_rows, unpriced_models
-from apps.costs.services import model_price_create
+from apps.costs.explorer import (
+    DRIVERS,
+    Explorer,
+    cost_explorer,
+    explorer_chart,
+    explorer_choices,
+)
+from apps.costs.forms import DriverRateForm, EnergyFilterForm, ExplorerForm, ModelPriceForm
+from apps.costs.selectors import driver_rate_rows, price_rows, unpriced_models
+from apps.costs.services import driver_rate_create, model_price_create
 
 
-def _render(request: HttpRequest, form: ModelPriceForm, status: int = 200) -> HttpResponse:
+def _render(
+    request: HttpRequest,
+    form: ModelPriceForm,
+    status: int = 200,
+    rate_form: DriverRateForm | None = None,
+) -> HttpResponse:
     return render(
         request,
         "costs/prices.html",
@@ -27,6 +42,9 @@ def _render(request: HttpRequest, form: ModelPriceForm, status: int = 200) -> Ht
             "form": form,
             "rows": price_rows(),
             "unpriced": unpriced_models(),
+            "rates": driver_rate_rows(),
+            "rate_form": rate_form
+            or DriverRateForm(initial={"effective_from": timezone.now().date()}),
             "can_edit": has_role(request.user, FINOPS),
         },
         status=status,
@@ -75,6 +93,79 @@ def prices(request: HttpRequest) -> HttpResponse:
     return redirect("costs:prices")
 
 
+@role_required(FINOPS, SRE_LEAD)
+@require_GET
+def explorer(request: HtmxHttpRequest) -> HttpResponse:
+    form = ExplorerForm(request.GET)
+    page = "costs/partials/explorer_result.html" if request.htmx else "costs/explorer.html"
+    if not form.is_valid():
+        return render(request, page, {"form": form, "choices": explorer_choices()}, status=400)
+    result = cost_explorer(form.query())
+    if request.GET.get("format") == "csv":
+        return _explorer_csv(result)
+    context = {
+        "form": form,
+        "choices": explorer_choices(),
+        "result": result,
+        "chart": explorer_chart(result),
+        "drivers": DRIVERS,
+        "csv_query": _with(request, format="csv"),
+        "other_currency_links": [
+            (currency, total, _with(request, currency=currency))
+            for currency, total in sorted(result.gaps.other_currencies.items())
+        ],
+    }
+    return render(request, page, context)
+
+
+def _with(request: HttpRequest, **changes: str) -> str:
+    query = request.GET.copy()
+    for name, value in changes.items():
+        query[name] = value
+    return query.urlencode()
+
+
+def _micro(amount: Decimal) -> str:
+    return str(amount.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP))
+
+
+def _explorer_csv(result: Explorer) -> HttpResponse:
+    q = result.query
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="opsdash-costs-by-{q.dimension}-{q.start}-{q.end}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(["day", q.dimension, "currency", "cost"])
+    # Six decimal places: exact for bills and list prices to the micro-unit, and one width.
+    for row in sorted(result.rows, key=lambda r: r.value):
+        for day in q.days():
+            if day in row.per_day:
+                writer.writerow([day.isoformat(), row.value, q.currency, _micro(row.per_day[day])])
+    writer.writerow(["total", "", q.currency, _micro(result.total)])
+    return response
+
+
+@role_required(FINOPS)
+@require_POST
+def driver_rate_add(request: HttpRequest) -> HttpResponse:
+    form = DriverRateForm(request.POST)
+    blank_price_form = ModelPriceForm(
+        initial={"effective_from": timezone.now().strftime("%Y-%m-%d 00:00")}
+    )
+    if not form.is_valid():
+        return _render(request, blank_price_form, status=400, rate_form=form)
+    try:
+        rate = driver_rate_create(by=request.user, **form.cleaned_data)
+    except ValidationError as exc:
+        for name, problems in exc.message_dict.items():
+            for problem in problems:
+                form.add_error(name if name in form.fields else None, problem)
+        return _render(request, blank_price_form, status=400, rate_form=form)
+    messages.success(request, f"Added the rate {rate}; the cost explorer uses it from that day.")
+    return redirect(f"{reverse('costs:prices')}#driver-rates")
+
+
 ENERGY_CSV_HEADER = [
     "group",
     "llm_calls",
@@ -92,7 +183,7 @@ ENERGY_CSV_HEADER = [
 
 def csv_safe(text: str) -> str:
     # A cell starting with = + - @ is a formula to a spreadsheet; model names come from agents.
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@") else text
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _six(value: Decimal | None) -> str:

@@ -1,6 +1,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
@@ -12,6 +13,7 @@ from apps.accounts.services import roles_ensure
 from apps.audit.models import AGENT_WRITABLE_TYPES, EventSource
 from apps.audit.services.derived import derived_catch_up
 from apps.audit.services.ingest import ALL_TYPES, agent_lookup_cache, event_batch_ingest
+from apps.costs.models import CostDriverRate, DriverKind
 from apps.demo.generator import (
     DEMO_AGENTS,
     DEMO_PASSWORD_SUFFIX,
@@ -77,6 +79,7 @@ def demo_fleet_seed(
             result.people_created = _people_ensure()
 
     demo_policy_load()
+    demo_driver_rates_ensure()
     marker = DemoSeed.objects.first()
     if marker is not None and not force:
         result.already_seeded = True
@@ -116,6 +119,26 @@ def demo_fleet_seed(
 
 
 DEMO_POLICY = Path(__file__).with_name("policy.yaml")
+
+# Demo rates, so the cost explorer's logging and tool-call drivers have figures. Log storage
+# at CloudWatch Logs' archived-storage list price (USD 0.03 per GB-month, us-east-1); the tool
+# rates are made up for the demo: a real deployment sets its own on the prices page.
+DEMO_DRIVER_RATES = (
+    (DriverKind.LOG_STORAGE, "", Decimal("0.03"), "CloudWatch Logs archived storage, us-east-1"),
+    (DriverKind.TOOL_CALL, "*", Decimal("0.0002"), "demo: internal tools, compute and egress"),
+    (DriverKind.TOOL_CALL, "loki_query", Decimal("0.0011"), "demo: Grafana Cloud Logs query"),
+)
+DEMO_RATES_FROM = date(2025, 1, 1)
+
+
+def demo_driver_rates_ensure() -> None:
+    for kind, tool, rate, note in DEMO_DRIVER_RATES:
+        CostDriverRate.objects.get_or_create(
+            kind=kind,
+            tool=tool,
+            effective_from=DEMO_RATES_FROM,
+            defaults={"usd_rate": rate, "note": note},
+        )
 
 
 def demo_policy_load() -> None:

@@ -34,9 +34,16 @@ class AgentTokenInline(admin.TabularInline):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["slug", "team", "environment", "autonomy_mode", "halted"]
+    list_display = [
+        "slug",
+        "team",
+        "environment",
+        "autonomy_mode",
+        "halted",
+        "anthropic_api_key_id",
+    ]
     list_filter = ["team", "autonomy_mode", "halted", "environment"]
-    search_fields = ["slug", "name"]
+    search_fields = ["slug", "name", "anthropic_api_key_id"]
     inlines = [AgentTokenInline]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:

@@ -1,9 +1,9 @@
 """Cost and energy per action, for the cost_per_action and energy_per_action SLIs.
 
-Today that is the LLM part: the sum over the action's llm_calls (apps.costs). Tool calls
-(count x unit price) and a share of allocated infrastructure and of what no action can be tied
-to are to be added here when billing allocation exists; until then an action's cost is its
-LLM cost, and the SLO says so in its description.
+The SLIs count what is known when the action's calls are stored: the sum over its llm_calls
+(apps.costs). The action page also shows its tool calls and its share of the day's untied
+costs (apps.costs.actions); those are left out here on purpose: they move when bills arrive
+weeks later, and an SLO's past minutes must not change with them.
 """
 
 from collections.abc import Iterable

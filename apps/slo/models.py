@@ -129,14 +129,23 @@ class SliFact(models.Model):
 
     kind = models.CharField(max_length=24, choices=SliKind.choices)
     subject = models.CharField(max_length=128)  # action_id, or incident_id for recall
-    # No index of their own: facts are read by kind and minute; each index costs every fact
-    # write and every rebuild (millions of rows), and only a rare agent or team deletion would
-    # use them.
+    # No index and no database constraint of their own: facts are read by kind and minute;
+    # each index costs every fact write, and each constraint a trigger call per row, which a
+    # rebuild pays millions of times. Facts are derived from events, whose agent FK is
+    # PROTECT; Django still cascades an agent or team deletion to them.
     agent = models.ForeignKey(
-        "fleet.Agent", on_delete=models.CASCADE, related_name="+", db_index=False
+        "fleet.Agent",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     team = models.ForeignKey(
-        "fleet.Team", on_delete=models.CASCADE, related_name="+", db_index=False
+        "fleet.Team",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     agent_version = models.CharField(max_length=64, blank=True)
     minute = models.DateTimeField()  # the bucket: the SLI's bucket time, truncated to the minute
@@ -158,8 +167,15 @@ class SloRollup(models.Model):
     """Good and total events of one SLO in one minute (UTC)."""
 
     # slorollup_once (slo, minute) serves every lookup by SLO; a second index would only slow
-    # the writes.
-    slo = models.ForeignKey(Slo, on_delete=models.CASCADE, related_name="rollups", db_index=False)
+    # the writes. No database constraint either (a trigger call per row written, millions in a
+    # rebuild): rollups are derived, and deleting an SLO deletes them through Django.
+    slo = models.ForeignKey(
+        Slo,
+        on_delete=models.CASCADE,
+        related_name="rollups",
+        db_index=False,
+        db_constraint=False,
+    )
     minute = models.DateTimeField()
     good = models.BigIntegerField(default=0)
     total = models.BigIntegerField(default=0)

@@ -360,10 +360,22 @@ def _groups_differing(derived: _Derived, source: _Source) -> tuple[int, int]:
 
 
 def _fill(derived: _Derived, source: _Source, now: datetime) -> tuple[int, int]:
-    """Fills an empty derived table in bulk, its keys suspended; returns (rows, rows)."""
-    with table_keys_suspended(derived.table), connection.cursor() as cursor:
-        rows = _insert_rows(cursor, derived, source.sql, source.params, now)
+    """Fills an empty derived table in bulk, its keys suspended; returns (rows, rows).
+
+    The rows are computed into a staged table first: CREATE TABLE AS may run the query in
+    parallel workers, INSERT … SELECT never does, and copying the staged rows costs little."""
+    columns = ", ".join(derived.columns)
+    staged = f"rebuild_{derived.table}"
     with connection.cursor() as cursor:
+        cursor.execute(
+            f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS"
+            f" SELECT * FROM ({source.sql}) AS q({columns})",
+            list(source.params) or None,
+        )
+    with table_keys_suspended(derived.table), connection.cursor() as cursor:
+        rows = _insert_rows(cursor, derived, f"SELECT * FROM {staged}", [], now)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE {staged}")
         cursor.execute(f"ANALYZE {derived.table}")
     return rows, rows
 

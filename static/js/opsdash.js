@@ -143,6 +143,15 @@
       "where the page refreshes itself, or reload the page.";
   }
 
+  // A 400 carries the form's own message: targets marked data-swap-400 show it in place.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (event.detail.xhr.status === 400 && target && target.hasAttribute("data-swap-400")) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     var status = event.detail.xhr ? event.detail.xhr.status : 0;
     if (status === 400 || status === 409) return;

@@ -191,3 +191,49 @@ def test_a_new_proposal_inserts_its_action_once_without_an_update(auto_agent):
     statements = [q["sql"] for q in queries.captured_queries]
     assert sum('INSERT INTO "actions_action"' in s for s in statements) == 1
     assert not any('UPDATE "actions_action"' in s for s in statements)
+
+
+def _held_open(work: Any, done: threading.Event, release: threading.Event) -> None:
+    """Runs `work` in a transaction kept open until `release`."""
+    try:
+        with transaction.atomic():
+            work()
+            done.set()
+            release.wait(10)
+    finally:
+        connection.close()
+
+
+def test_a_halt_waits_for_the_proposal_being_decided_and_the_next_one_sees_it(auto_agent):
+    from apps.fleet.models import Agent
+    from apps.fleet.services import agent_halted_set
+
+    # A halt written but not committed: a proposal arriving now waits for it, then sees the
+    # halt (423), never the state from before.
+    def halt() -> None:
+        agent_halted_set(agent=Agent.objects.get(pk=auto_agent.pk), halted=True, reason="cap spent")
+
+    halted, release = threading.Event(), threading.Event()
+    halter = threading.Thread(target=_held_open, args=(halt, halted, release))
+    halter.start()
+    assert halted.wait(10)
+    answers: list[Any] = []
+    proposer = threading.Thread(
+        target=lambda: answers.extend(
+            _run_together(lambda: action_propose(agent=auto_agent, proposal=_proposal()))
+        )
+    )
+    proposer.start()
+    proposer.join(0.5)
+    assert proposer.is_alive(), "the proposal must wait for the uncommitted halt"
+    release.set()
+    halter.join(10)
+    proposer.join(10)
+    (answer,) = answers
+    assert isinstance(answer, ProposalRejected) and answer.status == 423
+    assert "cap spent" in answer.message
+    assert not Action.objects.filter(action_id="act-race").exists()
+
+    # Resumed: the same proposal is decided.
+    agent_halted_set(agent=Agent.objects.get(pk=auto_agent.pk), halted=False)
+    assert action_propose(agent=auto_agent, proposal=_proposal()).action.status == "approved"

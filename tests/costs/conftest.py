@@ -11,6 +11,7 @@ from apps.audit.models import EventSource
 from apps.audit.services.ingest import ALL_TYPES, agent_lookup_cache, event_batch_ingest
 from apps.costs.models import ModelPrice
 from tests.conftest import event
+from tests.costs.admin_api import admin_api, admin_on  # noqa: F401 (fixtures)
 
 T0 = datetime(2026, 11, 1, 0, 0, tzinfo=UTC)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from apps.actions.models import Action
 from apps.actions.services import (
@@ -19,7 +20,7 @@ from apps.actions.services import (
     actions_apply_facts,
     actions_lock_for_ingest,
 )
-from apps.audit.models import AGENT_WRITABLE_TYPES, EventSource
+from apps.audit.models import AGENT_WRITABLE_TYPES, EventSource, EventType
 from apps.audit.services.event_prepare import (
     ALL_TYPES,
     EventPreparer,
@@ -29,7 +30,9 @@ from apps.audit.services.event_prepare import (
 )
 from apps.audit.services.event_store import events_insert, known_hashes
 from apps.audit.services.ledger import ledger_batch_seal
-from apps.costs.services import llm_usage_record
+from apps.budgets.gate import gate_calls_settle
+from apps.budgets.services import Counted, budgets_count
+from apps.costs.services import UsageValues, llm_usage_record
 from apps.fleet.models import Agent
 
 __all__ = [
@@ -189,10 +192,19 @@ def _store(
             return
 
         # Priced in this transaction: a budget reading spend sees every committed llm_call.
-        llm_usage_record(events=fresh)
+        usages = llm_usage_record(events=fresh)
         actions_apply_facts(
             actions=actions, facts=_facts(fresh), agents={e.agent.pk: e.agent for e in fresh}
         )
+        # Counted in this transaction too: a halt lands with the event that crossed the cap.
+        budgets_count(_counted(usages, fresh))
+        reservations = [
+            e.data["reservation_id"]
+            for e in fresh
+            if e.event_type == EventType.LLM_CALL and e.data.get("reservation_id")
+        ]
+        if reservations:
+            gate_calls_settle(reservations, timezone.now())
         fresh.sort(key=lambda e: e.index)
         seal = ledger_batch_seal(
             batch_id=batch_id, content_hashes=[e.content_hash for e in fresh], source=source
@@ -201,6 +213,31 @@ def _store(
         result.seal_seq = seal.seq
         result.accepted_ids = [str(e.event_id) for e in fresh]
         transaction.on_commit(lambda: _queue_derived(seal.seq))
+
+
+def _counted(usages: Sequence[UsageValues], events: Sequence[PreparedEvent]) -> list[Counted]:
+    counted = [
+        Counted(
+            agent_id=u.agent_id,
+            team_id=u.team_id,
+            ts=u.ts,
+            model=u.model,
+            usd=u.cost_usd,
+            tokens=u.input_tokens
+            + u.output_tokens
+            + u.cache_write_5m_tokens
+            + u.cache_write_1h_tokens
+            + u.cache_read_tokens,
+            wh=u.energy_wh,
+        )
+        for u in usages
+    ]
+    counted += [
+        Counted(agent_id=e.agent.pk, team_id=e.agent.team_id, ts=e.ts, actions=1)
+        for e in events
+        if e.event_type == EventType.PROPOSAL
+    ]
+    return counted
 
 
 def _facts(events: Iterable[PreparedEvent]) -> list[ActionFact]:

@@ -114,6 +114,12 @@ UPDATE audit_ledgerhead SET seq = %s, seal_hash = %s WHERE id = 1
 _HEAD_SQL = "SELECT seq, seal_hash FROM audit_ledgerhead WHERE id = 1"
 
 
+def ledger_head_lock() -> None:
+    """Locks the ledger head until the transaction ends: the point every writer of sealed
+    events passes one at a time, which other writers use to order themselves with them."""
+    _ledger_head_locked()
+
+
 def _ledger_head_locked() -> tuple[int, str]:
     """The head's (seq, seal_hash), locked until the transaction ends."""
     if connection.vendor == "postgresql":

@@ -18,10 +18,12 @@ def opsdash_event_record(
     action_id: str | None = None,
     incident_id: str | None = None,
     ts: datetime | None = None,
+    event_id: uuid.UUID | None = None,
 ) -> IngestResult:
-    """Writes an event that only opsdash may write (token changes, approvals, halts, …)."""
+    """Writes an event that only opsdash may write (token changes, approvals, halts, …).
+    A caller that may run twice for one fact passes a deterministic `event_id`."""
     item: dict[str, Any] = {
-        "id": str(uuid.uuid4()),
+        "id": str(event_id or uuid.uuid4()),
         "ts": format_ts(ts or timezone.now()),
         "agent": agent.slug,
         "type": event_type,

@@ -1,4 +1,5 @@
 import json
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from django import template
@@ -30,3 +31,16 @@ def split_fields(data: Any) -> dict[str, list[tuple[str, Any]]]:
             else:
                 short.append((key, value))
     return {"short": short, "texts": texts, "nested": nested}
+
+
+@register.filter
+def money(value: Any) -> str:
+    """An amount to the cent with thousands separators; a non-zero amount under half a cent
+    shows as <0.01 (or >-0.01) rather than a 0.00 that reads as free."""
+    if value is None or value == "":
+        return ""
+    amount = Decimal(value)
+    cents = amount.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    if amount and not cents:
+        return "<0.01" if amount > 0 else ">-0.01"
+    return f"{cents:,.2f}"

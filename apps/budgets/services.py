@@ -1,0 +1,550 @@
+"""Budget counters, moved in the transaction that stores what they count, and what crossing a
+threshold does.
+
+Exactly once: the budgets a batch touches are locked (in id order, so writers never deadlock)
+before their counters move, so writers of one budget take turns, each sees the total the one
+before it committed, and exactly one of them sees a threshold go from under to over. The
+unique key of BudgetCrossing backs that up. Budget locks are always taken before the ledger
+head (ingest seals last), the order every writer keeps.
+"""
+
+import fnmatch
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.budgets.models import (
+    DEFAULT_THRESHOLDS,
+    Budget,
+    BudgetAllowance,
+    BudgetCrossing,
+    BudgetDay,
+    BudgetMeasure,
+    BudgetScope,
+    BudgetThreshold,
+    ThresholdAction,
+)
+from apps.budgets.periods import local_day, period_days, period_key
+from apps.fleet.models import Agent, AutonomyMode
+
+# The measures counted from events (cloud spend is counted from bills).
+EVENT_MEASURES = (
+    BudgetMeasure.LLM_USD,
+    BudgetMeasure.ENERGY_WH,
+    BudgetMeasure.TOKENS,
+    BudgetMeasure.ACTIONS,
+)
+DEMOTION = {
+    AutonomyMode.AUTO_LOW_RISK: AutonomyMode.SUGGEST,
+    AutonomyMode.SUGGEST: AutonomyMode.OBSERVE,
+}
+DEFAULT_THROTTLE_PER_MINUTE = 10
+UNITS: dict[str, str] = {
+    BudgetMeasure.LLM_USD: "USD",
+    BudgetMeasure.ENERGY_WH: "Wh",
+    BudgetMeasure.TOKENS: "tokens",
+    BudgetMeasure.ACTIONS: "actions",
+}
+
+
+@dataclass(frozen=True)
+class Counted:
+    """One thing a budget may count: an llm_call's usage, or a proposal (an action)."""
+
+    agent_id: int
+    team_id: int | None
+    ts: datetime
+    model: str = ""
+    usd: Decimal | None = None
+    tokens: int = 0
+    wh: Decimal = Decimal(0)
+    actions: int = 0
+
+    def amount(self, measure: str) -> Decimal:
+        if measure == BudgetMeasure.LLM_USD:
+            # An unpriced call has no cost to count; the price page lists it.
+            return self.usd or Decimal(0)
+        if measure == BudgetMeasure.ENERGY_WH:
+            return self.wh
+        if measure == BudgetMeasure.TOKENS:
+            return Decimal(self.tokens)
+        if measure == BudgetMeasure.ACTIONS:
+            return Decimal(self.actions)
+        return Decimal(0)
+
+
+def budget_covers(budget: Budget, agent_id: int, team_id: int | None, model: str) -> bool:
+    if budget.scope == BudgetScope.GLOBAL:
+        return True
+    if budget.scope == BudgetScope.TEAM:
+        return team_id is not None and budget.team_id == team_id
+    if budget.scope == BudgetScope.AGENT:
+        return budget.agent_id == agent_id
+    if budget.scope == BudgetScope.MODEL:
+        if not model:
+            return False
+        if budget.team_id is not None and budget.team_id != team_id:
+            return False
+        return fnmatch.fnmatchcase(model, budget.model_pattern)
+    return False
+
+
+def _active_event_budgets() -> list[Budget]:
+    return list(
+        Budget.objects.filter(active=True, measure__in=EVENT_MEASURES).prefetch_related(
+            "thresholds"
+        )
+    )
+
+
+def budgets_count(items: Sequence[Counted], *, now: datetime | None = None) -> list[BudgetCrossing]:
+    """Adds what the items count to every budget that covers them; acts on each threshold
+    crossed in a budget's current period. Call inside the transaction storing the items."""
+    if not items:
+        return []
+    budgets = _active_event_budgets()
+    if not budgets:
+        return []
+    increments: dict[int, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    pushers: dict[int, int] = {}
+    for budget in budgets:
+        for item in items:
+            amount = item.amount(budget.measure)
+            if amount and budget_covers(budget, item.agent_id, item.team_id, item.model):
+                increments[budget.pk][local_day(item.ts, budget.time_zone)] += amount
+                pushers[budget.pk] = item.agent_id
+    if not increments:
+        return []
+    return _apply(
+        [b for b in budgets if b.pk in increments], increments, pushers, now or timezone.now()
+    )
+
+
+def _apply(
+    budgets: list[Budget],
+    increments: dict[int, dict[date, Decimal]],
+    pushers: dict[int, int],
+    now: datetime,
+) -> list[BudgetCrossing]:
+    crossings: list[BudgetCrossing] = []
+    with transaction.atomic(savepoint=False):
+        ids = sorted(b.pk for b in budgets)
+        if connection.features.has_select_for_update:
+            list(Budget.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
+        _days_add(increments)
+        for budget in sorted(budgets, key=lambda b: b.pk):
+            today = local_day(now, budget.time_zone)
+            first, last = period_days(budget.period, budget.rolling_days, today)
+            added = sum(
+                (v for d, v in increments[budget.pk].items() if first <= d <= last), Decimal(0)
+            )
+            if not added:
+                continue  # late events of a past period: counted there, nothing to act on
+            after = BudgetDay.objects.filter(
+                budget=budget, day__gte=first, day__lte=last
+            ).aggregate(s=Sum("amount"))["s"] or Decimal(0)
+            crossings += _cross(budget, today, after, pushers[budget.pk], now)
+    return crossings
+
+
+def _days_add(increments: dict[int, dict[date, Decimal]]) -> None:
+    rows = [
+        (budget_id, day, amount)
+        for budget_id, days in increments.items()
+        for day, amount in days.items()
+        if amount
+    ]
+    table = BudgetDay._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (budget_id, day, amount) VALUES (%s, %s, %s)"  # noqa: S608
+            f" ON CONFLICT (budget_id, day) DO UPDATE SET amount = {table}.amount + excluded.amount",
+            rows,
+        )
+
+
+def effective_cap(budget: Budget, key: date) -> Decimal:
+    """The cap plus the one-time allowances granted for the period."""
+    extra = BudgetAllowance.objects.filter(budget=budget, period_start=key).aggregate(
+        s=Sum("amount")
+    )["s"]
+    return budget.cap + (extra or Decimal(0))
+
+
+def _cross(
+    budget: Budget, today: date, after: Decimal, pusher_id: int, now: datetime
+) -> list[BudgetCrossing]:
+    """Every threshold at or under the new total that has not fired in this period yet.
+
+    At or under, not "between before and after": a cap lowered mid-period acts at the next
+    counted event. A halt fires again after a resume that gave no more room (a new epoch);
+    the other thresholds fire once a period."""
+    key = period_key(budget.period, budget.rolling_days, today)
+    cap = effective_cap(budget, key)
+    fired = set(
+        BudgetCrossing.objects.filter(budget=budget, period_start=key).values_list(
+            "percent", "action", "epoch"
+        )
+    )
+    crossed: list[BudgetCrossing] = []
+    thresholds: Iterable[BudgetThreshold] = budget.thresholds.all()
+    for threshold in sorted(thresholds, key=lambda t: (t.percent, t.action)):
+        limit = cap * threshold.percent / 100
+        if limit > after:
+            continue
+        if threshold.action == ThresholdAction.HALT:
+            if (threshold.percent, threshold.action, budget.epoch) in fired:
+                continue
+        elif any(p == threshold.percent and a == threshold.action for p, a, _ in fired):
+            continue
+        crossing = _crossing_insert(
+            BudgetCrossing(
+                budget=budget,
+                threshold=threshold,
+                percent=threshold.percent,
+                action=threshold.action,
+                period_start=key,
+                epoch=budget.epoch,
+                amount=after,
+                limit=limit,
+                crossed_at=now,
+            )
+        )
+        if crossing is not None:
+            _act(budget, crossing, pusher_id, now)
+            crossed.append(crossing)
+    return crossed
+
+
+def _crossing_insert(crossing: BudgetCrossing) -> BudgetCrossing | None:
+    """The crossing, or None when it is already recorded (the unique key; the budget lock
+    makes that unreachable for writers that count through this module)."""
+    try:
+        with transaction.atomic():
+            crossing.save(force_insert=True)
+    except IntegrityError:
+        return None
+    return crossing
+
+
+def agents_in_scope(budget: Budget) -> list[Agent]:
+    """The agents a halt or demotion of this budget reaches (a model budget reaches none: the
+    gate refuses that model's calls instead)."""
+    qs = Agent.objects.select_related("team").order_by("pk")
+    if budget.scope == BudgetScope.GLOBAL:
+        return list(qs)
+    if budget.scope == BudgetScope.TEAM and budget.team_id is not None:
+        return list(qs.filter(team_id=budget.team_id))
+    if budget.scope == BudgetScope.AGENT and budget.agent_id is not None:
+        return list(qs.filter(pk=budget.agent_id))
+    return []
+
+
+def _figure(budget: Budget, amount: Decimal) -> str:
+    unit = budget.currency if budget.measure == BudgetMeasure.CLOUD_COST else UNITS[budget.measure]
+    places = Decimal("0.01") if unit in ("USD", budget.currency) else Decimal(1)
+    return f"{amount.quantize(places):,} {unit}"
+
+
+def _act(budget: Budget, crossing: BudgetCrossing, pusher_id: int, now: datetime) -> None:
+    """What the threshold says to do, and the budget_threshold event that records it."""
+    from apps.accounts.roles import FINOPS
+    from apps.audit.services.opsdash_events import opsdash_event_record
+    from apps.notifications.services import notify
+
+    what = (
+        f"{budget.name}: {_figure(budget, crossing.amount)} of "
+        f"{_figure(budget, crossing.limit * 100 / crossing.percent)} "
+        f"({crossing.percent.normalize():f} %) in the period from {crossing.period_start}"
+    )
+    touched: list[str] = []
+    if crossing.action == ThresholdAction.HALT:
+        from apps.fleet.services import agent_halted_set
+
+        for agent in agents_in_scope(budget):
+            if not agent.halted:
+                agent_halted_set(agent=agent, halted=True, reason=f"Budget {what}")
+                touched.append(agent.slug)
+    elif crossing.action == ThresholdAction.DEMOTE:
+        for agent in agents_in_scope(budget):
+            lower = DEMOTION.get(AutonomyMode(agent.autonomy_mode))
+            if lower is not None:
+                Agent.objects.filter(pk=agent.pk).update(autonomy_mode=lower)
+                touched.append(f"{agent.slug} {agent.autonomy_mode}→{lower}")
+    pusher = Agent.objects.get(pk=pusher_id)
+    data: dict[str, Any] = {
+        "budget": budget.slug,
+        "percent": f"{crossing.percent.normalize():f}",
+        "action": crossing.action,
+        "amount": f"{crossing.amount.normalize():f}",
+        "limit": f"{crossing.limit.normalize():f}",
+        "period_start": crossing.period_start.isoformat(),
+        "epoch": crossing.epoch,
+        "message": what,
+    }
+    if touched:
+        data["agents"] = touched
+    event_id = uuid.uuid5(uuid.NAMESPACE_URL, f"opsdash:budget-crossing:{crossing.pk}")
+    opsdash_event_record(
+        agent=pusher, event_type="budget_threshold", data=data, ts=now, event_id=event_id
+    )
+    BudgetCrossing.objects.filter(pk=crossing.pk).update(event_id=event_id)
+    crossing.event_id = event_id
+    verb = {
+        ThresholdAction.HALT: "halted",
+        ThresholdAction.DEMOTE: "demoted",
+        ThresholdAction.THROTTLE: "throttled",
+        ThresholdAction.NOTIFY: "reached",
+    }[ThresholdAction(crossing.action)]
+    notify(
+        kind="budget_threshold",
+        title=f"Budget {budget.name} {verb} at {crossing.percent.normalize():f} %",
+        body=what + (f". Agents: {', '.join(touched)}." if touched else "."),
+        url=reverse("budgets:detail", kwargs={"slug": budget.slug}),
+        agent=pusher if budget.scope == BudgetScope.AGENT else None,
+        roles=[FINOPS],
+        dedup_key=f"budget_threshold:{crossing.pk}",
+    )
+
+
+def budget_create(
+    *,
+    slug: str,
+    name: str,
+    scope: str,
+    measure: str,
+    period: str,
+    cap: Decimal,
+    team: Any = None,
+    agent: Any = None,
+    model_pattern: str = "",
+    currency: str = "USD",
+    rolling_days: int | None = None,
+    time_zone: str = "UTC",
+    thresholds: Iterable[tuple[Decimal, str, int | None]] | None = None,
+    by: Any = None,
+) -> Budget:
+    """A budget and its thresholds ((percent, action, per_minute); the defaults when None)."""
+    with transaction.atomic():
+        budget = Budget.objects.create(
+            slug=slug,
+            name=name,
+            scope=scope,
+            measure=measure,
+            period=period,
+            cap=cap,
+            team=team,
+            agent=agent,
+            model_pattern=model_pattern,
+            currency=currency,
+            rolling_days=rolling_days,
+            time_zone=time_zone,
+            created_by=by if getattr(by, "pk", None) else None,
+        )
+        chosen = (
+            thresholds
+            if thresholds is not None
+            else [
+                (p, a, DEFAULT_THROTTLE_PER_MINUTE if a == ThresholdAction.THROTTLE else None)
+                for p, a in DEFAULT_THRESHOLDS
+            ]
+        )
+        BudgetThreshold.objects.bulk_create(
+            [
+                BudgetThreshold(budget=budget, percent=p, action=a, per_minute=n)
+                for p, a, n in chosen
+            ]
+        )
+    return budget
+
+
+def budget_resume(
+    *,
+    budget: Budget,
+    reason: str,
+    by: Any,
+    cap: Decimal | None = None,
+    allowance: Decimal | None = None,
+    now: datetime | None = None,
+) -> list[Agent]:
+    """A person resumes the agents this budget halted, with a reason, and a raised cap or a
+    one-time allowance for the current period, or neither (then the next counted event halts
+    them again: a new epoch makes it a new crossing). Audited as a resume event per agent."""
+    from apps.audit.services.opsdash_events import opsdash_event_record
+    from apps.fleet.services import agent_halted_set
+
+    if not reason.strip():
+        raise ValueError("Say why the agents may run again.")
+    now = now or timezone.now()
+    with transaction.atomic():
+        locked = Budget.objects.select_for_update().get(pk=budget.pk)
+        today = local_day(now, locked.time_zone)
+        key = period_key(locked.period, locked.rolling_days, today)
+        if cap is not None:
+            locked.cap = cap
+        if allowance:
+            BudgetAllowance.objects.create(
+                budget=locked,
+                period_start=key,
+                amount=allowance,
+                reason=reason,
+                granted_by=by if getattr(by, "pk", None) else None,
+            )
+        locked.epoch += 1
+        locked.updated_at = now
+        locked.save(update_fields=["cap", "epoch", "updated_at"])
+        resumed = [a for a in agents_in_scope(locked) if a.halted]
+        who = getattr(by, "username", "") or str(by or "")
+        for agent in resumed:
+            agent_halted_set(agent=agent, halted=False)
+            opsdash_event_record(
+                agent=agent,
+                event_type="resume",
+                data={
+                    "budget": locked.slug,
+                    "reason": reason,
+                    "by": who,
+                    "cap": f"{locked.cap.normalize():f}",
+                    "allowance": f"{allowance.normalize():f}" if allowance else None,
+                },
+                ts=now,
+            )
+    budget.refresh_from_db()
+    return resumed
+
+
+def agents_halt(*, agents: Sequence[Agent], reason: str, by: Any) -> list[Agent]:
+    """A person's halt (one agent, a team, or everything): the same teeth as a budget's, and
+    a halt event per agent. Agents already halted keep their first reason."""
+    from apps.audit.services.opsdash_events import opsdash_event_record
+    from apps.fleet.services import agent_halted_set
+
+    if not reason.strip():
+        raise ValueError("Say why the agents must stop.")
+    who = getattr(by, "username", "") or str(by or "")
+    halted = []
+    with transaction.atomic():
+        for agent in agents:
+            if agent.halted:
+                continue
+            agent_halted_set(agent=agent, halted=True, reason=f"Halted by {who}: {reason}")
+            opsdash_event_record(agent=agent, event_type="halt", data={"reason": reason, "by": who})
+            halted.append(agent)
+    return halted
+
+
+def agents_resume(*, agents: Sequence[Agent], reason: str, by: Any) -> list[Agent]:
+    """A person resumes agents. A budget that halted one of them in its current period starts
+    a new epoch, so the next event it counts past the cap halts the agent again; room comes
+    from budget_resume (a raised cap or an allowance)."""
+    from apps.audit.services.opsdash_events import opsdash_event_record
+    from apps.fleet.services import agent_halted_set
+
+    if not reason.strip():
+        raise ValueError("Say why the agents may run again.")
+    who = getattr(by, "username", "") or str(by or "")
+    now = timezone.now()
+    resumed = []
+    with transaction.atomic():
+        budgets = list(Budget.objects.select_for_update().filter(active=True).order_by("pk"))
+        for agent in agents:
+            if not agent.halted:
+                continue
+            for budget in budgets:
+                if not budget_covers(budget, agent.pk, agent.team_id, ""):
+                    continue
+                key = period_key(
+                    budget.period, budget.rolling_days, local_day(now, budget.time_zone)
+                )
+                if BudgetCrossing.objects.filter(
+                    budget=budget, period_start=key, epoch=budget.epoch, action=ThresholdAction.HALT
+                ).exists():
+                    budget.epoch += 1
+                    Budget.objects.filter(pk=budget.pk).update(epoch=budget.epoch)
+            agent_halted_set(agent=agent, halted=False)
+            opsdash_event_record(
+                agent=agent, event_type="resume", data={"reason": reason, "by": who}
+            )
+            resumed.append(agent)
+    return resumed
+
+
+def budgets_forecast_alert(now: datetime | None = None) -> int:
+    """Tells FinOps about each budget whose recent burn reaches its cap before its period ends
+    (once per budget, period and epoch); returns how many budgets are projected to breach."""
+    from apps.accounts.roles import FINOPS
+    from apps.budgets.selectors import budget_forecast, budget_standing
+    from apps.notifications.services import notify
+
+    now = now or timezone.now()
+    projected = 0
+    for budget in Budget.objects.filter(active=True).prefetch_related("thresholds"):
+        standing = budget_standing(budget, now)
+        if standing.spent >= standing.cap:
+            continue  # crossed: the thresholds have spoken
+        forecast = budget_forecast(standing, now)
+        if forecast.breach_on is None or forecast.breach_on > standing.last_day:
+            continue
+        projected += 1
+        key = period_key(budget.period, budget.rolling_days, local_day(now, budget.time_zone))
+        notify(
+            kind="budget_forecast",
+            title=f"Budget {budget.name} is projected to reach its cap on {forecast.breach_on}",
+            body=(
+                f"{_figure(budget, standing.spent)} counted of {_figure(budget, standing.cap)}; "
+                f"at the recent burn of {_figure(budget, forecast.per_day)} a day the period "
+                f"ends at {_figure(budget, forecast.projected)}."
+            ),
+            url=reverse("budgets:detail", kwargs={"slug": budget.slug}),
+            roles=[FINOPS],
+            dedup_key=f"budget_forecast:{budget.pk}:{key}:{budget.epoch}",
+        )
+    return projected
+
+
+def budget_save(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
+    """Creates or replaces a budget from validated BudgetIn data (the API and the form)."""
+    thresholds = data.pop("thresholds", None)
+    try:
+        with transaction.atomic():
+            if budget is None:
+                budget = Budget(created_by=by if getattr(by, "pk", None) else None)
+            for name, value in data.items():
+                setattr(budget, name, value)
+            budget.team = data.get("team")
+            budget.agent = data.get("agent")
+            budget.model_pattern = data.get("model_pattern") or ""
+            budget.rolling_days = data.get("rolling_days")
+            budget.save()
+            if thresholds is not None or not budget.thresholds.exists():
+                chosen = (
+                    thresholds
+                    if thresholds is not None
+                    else [
+                        {
+                            "percent": p,
+                            "action": a,
+                            "per_minute": DEFAULT_THROTTLE_PER_MINUTE
+                            if a == ThresholdAction.THROTTLE
+                            else None,
+                        }
+                        for p, a in DEFAULT_THRESHOLDS
+                    ]
+                )
+                budget.thresholds.all().delete()
+                BudgetThreshold.objects.bulk_create(
+                    [BudgetThreshold(budget=budget, **t) for t in chosen]
+                )
+    except IntegrityError as exc:
+        raise ValidationError({"slug": ["A budget with this slug exists."]}) from exc
+    return budget

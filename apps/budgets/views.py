@@ -1,0 +1,275 @@
+"""Budget pages (FinOps and everyone who reads costs)."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from apps.accounts.roles import FINOPS, SRE_LEAD, has_role
+from apps.budgets.api_budgets import BudgetIn
+from apps.budgets.models import (
+    DEFAULT_THRESHOLDS,
+    Budget,
+    BudgetMeasure,
+    BudgetPeriod,
+    BudgetScope,
+    ThresholdAction,
+)
+from apps.budgets.selectors import (
+    budget_chart,
+    budget_crossings,
+    budget_forecast,
+    budget_standing,
+)
+from apps.budgets.services import agents_halt, agents_in_scope, agents_resume, budget_save
+from apps.core.views import role_required
+from apps.fleet.models import Agent, Team
+
+
+@role_required(FINOPS, SRE_LEAD)
+def budget_list(request: HttpRequest) -> HttpResponse:
+    budgets = Budget.objects.select_related("team", "agent").prefetch_related("thresholds")
+    standings = [budget_standing(b) for b in budgets]
+    return render(
+        request,
+        "budgets/budget_list.html",
+        {"standings": standings, "can_edit": has_role(request.user, FINOPS)},
+    )
+
+
+@role_required(FINOPS, SRE_LEAD)
+def budget_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    budget = get_object_or_404(
+        Budget.objects.select_related("team", "agent").prefetch_related("thresholds"), slug=slug
+    )
+    standing = budget_standing(budget)
+    forecast = budget_forecast(standing)
+    return render(
+        request,
+        "budgets/budget_detail.html",
+        {
+            "standing": standing,
+            "forecast": forecast,
+            "chart": budget_chart(standing, forecast),
+            "crossings": budget_crossings(budget),
+            "agents": agents_in_scope(budget),
+            "can_edit": has_role(request.user, FINOPS),
+        },
+    )
+
+
+@role_required(FINOPS, SRE_LEAD)
+@require_http_methods(["GET", "POST"])
+def halted_agents(request: HttpRequest) -> HttpResponse:
+    """Who is halted and why; resume (with a reason); the emergency stop."""
+    error = ""
+    if request.method == "POST":
+        if not has_role(request.user, FINOPS):
+            raise PermissionDenied("Halting and resuming agents needs the finops or admin role.")
+        op = request.POST.get("op", "")
+        reason = request.POST.get("reason", "").strip()[:2000]
+        if not reason:
+            error = "Nothing changed: a reason is required."
+        elif op == "resume":
+            agent = get_object_or_404(
+                Agent.objects.select_related("team"), slug=request.POST.get("agent", "")
+            )
+            agents_resume(agents=[agent], reason=reason, by=request.user)
+            messages.success(request, f"{agent.slug} resumed.")
+            return redirect("budgets:halted")
+        elif op == "stop":
+            target = request.POST.get("target", "")
+            agents = _stop_targets(target)
+            if agents is None:
+                error = "Nothing changed: choose an agent, a team or everything."
+            else:
+                stopped = agents_halt(agents=agents, reason=reason, by=request.user)
+                messages.success(
+                    request,
+                    f"Halted {len(stopped)} agent{'s' if len(stopped) != 1 else ''}"
+                    + (
+                        f": {', '.join(a.slug for a in stopped)}."
+                        if stopped
+                        else " (all were halted already)."
+                    ),
+                )
+                return redirect("budgets:halted")
+        else:
+            error = "Unknown operation."
+    context = {
+        "halted": Agent.objects.filter(halted=True).select_related("team").order_by("-halted_at"),
+        "agents": Agent.objects.filter(halted=False).order_by("slug"),
+        "teams": Team.objects.order_by("slug"),
+        "can_act": has_role(request.user, FINOPS),
+        "error": error,
+    }
+    return render(request, "budgets/halted.html", context, status=400 if error else 200)
+
+
+def _stop_targets(target: str) -> list[Agent] | None:
+    """`agent:<slug>`, `team:<slug>` or `all`."""
+    qs = Agent.objects.select_related("team").order_by("slug")
+    if target == "all":
+        return list(qs)
+    kind, _, slug = target.partition(":")
+    if kind == "agent" and qs.filter(slug=slug).exists():
+        return list(qs.filter(slug=slug))
+    if kind == "team" and Team.objects.filter(slug=slug).exists():
+        return list(qs.filter(team__slug=slug))
+    return None
+
+
+THRESHOLD_ROWS = 6
+
+
+def _form_data(request: HttpRequest) -> dict[str, Any]:
+    """The form's fields in the API's shape: one validation for both."""
+    post = request.POST
+    data: dict[str, Any] = {
+        name: post.get(name, "").strip()
+        for name in (
+            "slug",
+            "name",
+            "scope",
+            "team",
+            "agent",
+            "model_pattern",
+            "measure",
+            "currency",
+            "period",
+            "rolling_days",
+            "time_zone",
+            "cap",
+        )
+    }
+    for name in ("team", "agent", "rolling_days"):
+        data[name] = data[name] or None
+    data["currency"] = data["currency"] or "USD"
+    data["active"] = post.get("active") == "on"
+    thresholds = []
+    for i in range(THRESHOLD_ROWS):
+        percent = post.get(f"t{i}_percent", "").strip()
+        action = post.get(f"t{i}_action", "").strip()
+        if percent or action:
+            row: dict[str, Any] = {"percent": percent, "action": action}
+            per_minute = post.get(f"t{i}_per_minute", "").strip()
+            if per_minute:
+                row["per_minute"] = per_minute
+            thresholds.append(row)
+    data["thresholds"] = thresholds
+    return data
+
+
+def _initial(budget: Budget | None) -> dict[str, Any]:
+    if budget is None:
+        rows = [
+            {
+                "percent": f"{p.normalize():f}",
+                "action": a,
+                "per_minute": 10 if a == "throttle" else "",
+            }
+            for p, a in DEFAULT_THRESHOLDS
+        ]
+        values: dict[str, Any] = {
+            "time_zone": "UTC",
+            "currency": "USD",
+            "active": True,
+            "period": "monthly",
+            "measure": "llm_usd",
+            "scope": "global",
+        }
+    else:
+        rows = [
+            {
+                "percent": f"{t.percent.normalize():f}",
+                "action": t.action,
+                "per_minute": t.per_minute or "",
+            }
+            for t in budget.thresholds.all()
+        ]
+        values = {
+            "slug": budget.slug,
+            "name": budget.name,
+            "scope": budget.scope,
+            "team": budget.team.slug if budget.team else "",
+            "agent": budget.agent.slug if budget.agent else "",
+            "model_pattern": budget.model_pattern,
+            "measure": budget.measure,
+            "currency": budget.currency,
+            "period": budget.period,
+            "rolling_days": budget.rolling_days or "",
+            "time_zone": budget.time_zone,
+            "cap": f"{budget.cap.normalize():f}",
+            "active": budget.active,
+        }
+    rows += [{"percent": "", "action": "", "per_minute": ""}] * (THRESHOLD_ROWS - len(rows))
+    values["thresholds"] = rows
+    return values
+
+
+def _form_page(
+    request: HttpRequest,
+    budget: Budget | None,
+    values: dict[str, Any],
+    errors: dict[str, Any],
+    status: int = 200,
+) -> HttpResponse:
+    return render(
+        request,
+        "budgets/budget_form.html",
+        {
+            "budget": budget,
+            "values": values,
+            "errors": errors,
+            "scopes": BudgetScope.choices,
+            "measures": BudgetMeasure.choices,
+            "periods": BudgetPeriod.choices,
+            "actions": ThresholdAction.choices,
+            "teams": Team.objects.order_by("slug"),
+            "agents": Agent.objects.order_by("slug"),
+        },
+        status=status,
+    )
+
+
+def _threshold_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "percent": t.get("percent", ""),
+            "action": t.get("action", ""),
+            "per_minute": t.get("per_minute", ""),
+        }
+        for t in data["thresholds"]
+    ]
+    return rows + [{"percent": "", "action": "", "per_minute": ""}] * (THRESHOLD_ROWS - len(rows))
+
+
+@role_required(FINOPS)
+@require_http_methods(["GET", "POST"])
+def budget_edit(request: HttpRequest, slug: str | None = None) -> HttpResponse:
+    budget = (
+        get_object_or_404(
+            Budget.objects.select_related("team", "agent").prefetch_related("thresholds"), slug=slug
+        )
+        if slug
+        else None
+    )
+    if request.method == "GET":
+        return _form_page(request, budget, _initial(budget), {})
+    data = _form_data(request)
+    if budget is not None:
+        data["slug"] = budget.slug
+    incoming = BudgetIn(data=data)
+    if not incoming.is_valid():
+        values = {**data, "thresholds": _threshold_rows(data)}
+        return _form_page(request, budget, values, incoming.errors, status=400)
+    try:
+        saved = budget_save(budget, dict(incoming.validated_data), request.user)
+    except ValidationError as exc:
+        values = {**data, "thresholds": _threshold_rows(data)}
+        return _form_page(request, budget, values, exc.message_dict, status=400)
+    messages.success(request, f"Saved budget {saved.name}.")
+    return redirect("budgets:detail", slug=saved.slug)

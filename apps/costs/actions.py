@@ -1,0 +1,173 @@
+"""What one action cost: its own LLM and tool calls, plus its share of what no action can be
+tied to (the agent's other calls that day, its audit-log storage, the cloud cost allocated to
+it and to its team).
+
+The shares divide a day's pool evenly between the actions proposed that day: the agent's
+pool between the agent's actions, the team's (cloud cost allocated to the team but to no
+agent) between the team's actions. The direct part is known as soon as the calls are stored;
+the shares move as bills arrive, which is why the cost-per-action SLI counts the direct LLM
+part only (apps.slo.costs) and this page shows both.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, DecimalField, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from apps.actions.models import Action
+from apps.audit.models import Event, EventType
+from apps.costs.drivers import driver_rates
+from apps.costs.explorer import CLOUD, LOGGING, ExplorerQuery, cost_cells
+from apps.costs.models import CostSource, LlmUsage
+
+
+@dataclass(frozen=True)
+class CostLine:
+    label: str
+    cost_usd: Decimal | None  # None: part of it has no price
+    energy_wh: Decimal | None = None  # None: no energy figure for this line
+    note: str = ""
+
+
+@dataclass
+class ActionCostBreakdown:
+    day: date
+    direct: list[CostLine] = field(default_factory=list)
+    shared: list[CostLine] = field(default_factory=list)
+    agent_actions: int = 0
+    team_actions: int = 0
+
+    @property
+    def lines(self) -> list[CostLine]:
+        return self.direct + self.shared
+
+    @property
+    def total_usd(self) -> Decimal:
+        return sum((line.cost_usd or Decimal(0) for line in self.lines), Decimal(0))
+
+    @property
+    def total_wh(self) -> Decimal:
+        return sum((line.energy_wh or Decimal(0) for line in self.lines), Decimal(0))
+
+    @property
+    def incomplete(self) -> bool:
+        return any(line.cost_usd is None for line in self.lines)
+
+
+def _llm(qs: QuerySet[LlmUsage]) -> tuple[int, Decimal | None, Decimal]:
+    row = qs.aggregate(
+        calls=Count("pk"),
+        cost=Sum("cost_usd"),
+        wh=Sum("energy_wh"),
+        unpriced=Count("pk", filter=Q(cost_source=CostSource.UNPRICED)),
+    )
+    cost = None if row["unpriced"] else (row["cost"] or Decimal(0))
+    return row["calls"], cost, row["wh"] or Decimal(0)
+
+
+def _tools(events: QuerySet[Event], day: date) -> tuple[int, Decimal | None]:
+    """Calls and cost of tool_call events: reported costs as they are, the rest at the rate of
+    their tool that day; None when a call has neither."""
+    rates = driver_rates()
+    reported = Cast(
+        KeyTextTransform("cost_usd", "data"), DecimalField(max_digits=20, decimal_places=9)
+    )
+    rows = (
+        events.annotate(tool=KeyTextTransform("tool", "data"), reported=reported)
+        .values("tool")
+        .annotate(n=Count("pk"), n_reported=Count("reported"), usd=Sum("reported"))
+        .order_by()
+    )
+    calls, cost, unknown = 0, Decimal(0), False
+    for row in rows:
+        calls += row["n"]
+        cost += row["usd"] or Decimal(0)
+        unpriced = row["n"] - row["n_reported"]
+        if unpriced:
+            rate = rates.tool_call_rate(row["tool"] or "", day)
+            if rate is None:
+                unknown = True
+            else:
+                cost += rate * unpriced
+    return calls, (None if unknown else cost)
+
+
+def action_cost_breakdown(action: Action) -> ActionCostBreakdown:
+    # An execution reported without a proposal has no proposal time (a policy violation).
+    at = action.proposed_at or action.execution_started_at or action.updated_at
+    day = at.astimezone(UTC).date()
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    result = ActionCostBreakdown(day=day)
+
+    calls, cost, wh = _llm(LlmUsage.objects.filter(action_id=action.action_id))
+    if calls:
+        result.direct.append(
+            CostLine(f"{calls} LLM call{'s' if calls != 1 else ''}", cost, wh, "estimated energy")
+        )
+    tool_calls, tool_cost = _tools(
+        Event.objects.filter(action_id=action.action_id, type=EventType.TOOL_CALL), day
+    )
+    if tool_calls:
+        result.direct.append(
+            CostLine(f"{tool_calls} tool call{'s' if tool_calls != 1 else ''}", tool_cost)
+        )
+
+    agent, team = action.agent, action.agent.team
+    proposed_that_day = Action.objects.filter(proposed_at__gte=start, proposed_at__lt=end)
+    result.agent_actions = proposed_that_day.filter(agent=agent).count()
+    result.team_actions = proposed_that_day.filter(agent__team=team).count()
+    if result.agent_actions:
+        n = result.agent_actions
+        share = f"1/{n} of {agent.slug}'s"
+        calls, cost, wh = _llm(
+            LlmUsage.objects.filter(agent=agent, ts__gte=start, ts__lt=end, action_id__isnull=True)
+        )
+        if calls:
+            result.shared.append(
+                CostLine(
+                    f"{share} {calls} LLM calls tied to no action",
+                    None if cost is None else cost / n,
+                    wh / n,
+                )
+            )
+        tool_calls, tool_cost = _tools(
+            Event.objects.filter(
+                agent=agent,
+                ts__gte=start,
+                ts__lt=end,
+                type=EventType.TOOL_CALL,
+                action_id__isnull=True,
+            ),
+            day,
+        )
+        if tool_calls:
+            result.shared.append(
+                CostLine(
+                    f"{share} {tool_calls} tool calls tied to no action",
+                    None if tool_cost is None else tool_cost / n,
+                )
+            )
+        cells, _ = cost_cells(
+            ExplorerQuery(start=day, end=day, agents=(agent.slug,), drivers=(LOGGING, CLOUD))
+        )
+        for driver, label in ((LOGGING, "audit-log storage"), (CLOUD, "cloud cost")):
+            pool = sum((c.cost for c in cells if c.driver == driver), Decimal(0))
+            if pool:
+                result.shared.append(CostLine(f"{share} {label}", pool / n))
+    if result.team_actions:
+        cells, _ = cost_cells(
+            ExplorerQuery(start=day, end=day, teams=(team.slug,), drivers=(CLOUD,))
+        )
+        pool = sum((c.cost for c in cells if not c.agent), Decimal(0))
+        if pool:
+            result.shared.append(
+                CostLine(
+                    f"1/{result.team_actions} of team {team.slug}'s cloud cost given to no agent",
+                    pool / result.team_actions,
+                )
+            )
+    return result
