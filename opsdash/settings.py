@@ -276,6 +276,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "slo.evaluate_all",
         "schedule": env.float("SLO_EVALUATE_SECONDS", default=60.0),
     },
+    # Measured GPU energy of self-hosted models, shared across their llm_calls.
+    "costs-measured-energy": {
+        "task": "costs.measured_energy_windows",
+        "schedule": env.float("MEASURED_ENERGY_SECONDS", default=300.0),
+    },
     "slo-promotion-suggest": {
         "task": "slo.promotion_suggest",
         "schedule": 24 * 3600.0,
@@ -332,14 +337,50 @@ COSTS_ENERGY_COEFFICIENTS = env.json("COSTS_ENERGY_COEFFICIENTS", default=[])
 try:
     from apps.costs.energy import energy_config_check
 
-    energy_config_check(
+    # Cloud line items: Cloud Carbon Footprint coefficients (apps.costs.cloud_energy), JSON.
+    COSTS_CLOUD_ENERGY = env.json("COSTS_CLOUD_ENERGY", default={})
+    from apps.costs.cloud_energy import cloud_energy_config_check
+
+    _llm_energy = energy_config_check(
         pue=COSTS_PUE,
         region=COSTS_GRID_REGION,
         grid=COSTS_GRID_INTENSITY,
         coefficients=COSTS_ENERGY_COEFFICIENTS,
     )
+    cloud_energy_config_check(
+        overrides=COSTS_CLOUD_ENERGY,
+        pue=COSTS_PUE,
+        grid=_llm_energy.grid,
+        default_region=_llm_energy.default_region,
+    )
+    # Measured GPU power of self-hosted models (apps.costs.measured): a JSON list of
+    # {"name", "provider", "model", "selector"} where selector is a PromQL selector of
+    # DCGM_FI_DEV_POWER_USAGE (watts), summed over its series.
+    COSTS_MEASURED_POWER = env.json("COSTS_MEASURED_POWER", default=[])
+    from apps.costs.measured import measured_power_config_check
+
+    measured_power_config_check(COSTS_MEASURED_POWER, grid=_llm_energy.grid.keys())
 except ValueError as _exc:
     raise ImproperlyConfigured(str(_exc)) from _exc
+# Windows of measured energy: their length, the query_range step (the trapezoid's interval),
+# and how long after a window ends it is integrated (late scrapes and late llm_calls).
+COSTS_MEASURED_WINDOW_MINUTES = env.int("COSTS_MEASURED_WINDOW_MINUTES", default=15)
+COSTS_MEASURED_STEP_SECONDS = env.int("COSTS_MEASURED_STEP_SECONDS", default=15)
+COSTS_MEASURED_LAG_MINUTES = env.int("COSTS_MEASURED_LAG_MINUTES", default=10)
+# How far back the beat task looks for windows not yet integrated.
+COSTS_MEASURED_LOOKBACK_HOURS = env.int("COSTS_MEASURED_LOOKBACK_HOURS", default=24)
+if not 1 <= COSTS_MEASURED_WINDOW_MINUTES <= 1440 or 1440 % COSTS_MEASURED_WINDOW_MINUTES:
+    raise ImproperlyConfigured(
+        "COSTS_MEASURED_WINDOW_MINUTES must divide a day (e.g. 5, 15, 60), not "
+        f"{COSTS_MEASURED_WINDOW_MINUTES}."
+    )
+if not 1 <= COSTS_MEASURED_STEP_SECONDS <= 300 or (
+    COSTS_MEASURED_WINDOW_MINUTES * 60 % COSTS_MEASURED_STEP_SECONDS
+):
+    raise ImproperlyConfigured(
+        "COSTS_MEASURED_STEP_SECONDS must be 1 to 300 and divide the window "
+        f"({COSTS_MEASURED_WINDOW_MINUTES} min), not {COSTS_MEASURED_STEP_SECONDS}."
+    )
 
 
 def env_http_url(name: str, default: str) -> str:

@@ -142,3 +142,13 @@ def prometheus_with(openmetrics: str) -> Iterator[PrometheusServer]:
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def openmetrics_gauges(name: str, series: Sequence[Counter], help_text: str = "") -> str:
+    """The OpenMetrics text of one gauge family (e.g. DCGM_FI_DEV_POWER_USAGE, watts)."""
+    lines = [f"# HELP {name} {help_text or name}", f"# TYPE {name} gauge"]
+    for gauge in series:
+        labels = ",".join(f'{k}="{v}"' for k, v in sorted(gauge.labels.items()))
+        for moment, value in gauge.samples:
+            lines.append(f"{name}{{{labels}}} {value!r} {moment.timestamp():.3f}")
+    return "\n".join(lines) + "\n# EOF\n"

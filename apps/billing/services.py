@@ -38,6 +38,7 @@ from apps.billing.normalise.parsing import WIDE
 from apps.billing.pgcopy import COLUMNS as COPY_COLUMNS
 from apps.billing.pgcopy import CopyEncoder
 from apps.billing.readers import open_source
+from apps.costs.models import CloudEnergy
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +149,9 @@ class _Tally:
     rejected: int = 0
     totals: dict[str, Decimal] = field(default_factory=dict)
     periods: dict[PeriodKey, int] = field(default_factory=dict)
+    # (provider, service, SKU, unit, region, category) of the rows: what energy is estimated
+    # by (apps.costs.energy_services), gathered here rather than by a DISTINCT over the rows.
+    energy_keys: set[tuple[str, ...]] = field(default_factory=set)
     errors: list[dict[str, Any]] = field(default_factory=list)
 
     def reject(self, row: int, line: int | None, column: str, message: str) -> None:
@@ -199,6 +203,16 @@ def billing_import_run(
                     )
                     key = (line.provider, line.billing_account_id, line.billing_period_start)
                     tally.periods[key] = tally.periods.get(key, 0) + 1
+                    tally.energy_keys.add(
+                        (
+                            line.provider,
+                            line.service_name,
+                            line.sku_id,
+                            line.consumed_unit,
+                            line.region_id,
+                            line.charge_category,
+                        )
+                    )
                     yield line
 
             with transaction.atomic():
@@ -207,8 +221,10 @@ def billing_import_run(
                 allocator = import_allocator()
                 _write(billing_import.pk, lines(), allocator)
                 replaced = _replace_previous(billing_import.pk, tally.periods)
-                # In the same transaction: whoever reads the bill reads its allocations too.
+                # In the same transaction: whoever reads the bill reads its allocations and
+                # its energy too.
                 allocate_import(billing_import.pk, allocator)
+                _estimate_energy(billing_import.pk, tally.energy_keys)
                 _finish(billing_import, tally, replaced=replaced)
             if progress is not None:
                 progress(source.total, source.total)
@@ -222,6 +238,15 @@ def billing_import_run(
             "written. The server log has the details.",
         )
     return billing_import
+
+
+def _estimate_energy(import_id: int, keys: set[tuple[str, ...]]) -> None:
+    """The rows' energy, in the import's transaction: a bill is never visible without it."""
+    if connection.vendor != "postgresql":
+        return
+    from apps.costs.energy_services import cloud_energy_compute
+
+    cloud_energy_compute(import_id=import_id, fresh=True, keys=keys)
 
 
 def _check_periods(line: Line, normaliser: Any) -> None:
@@ -296,17 +321,19 @@ def _replace_previous(import_id: int, periods: dict[PeriodKey, int]) -> int:
                     "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                     [f"billing-period:{provider}|{account}|{start.isoformat()}"],
                 )
-        # SQL, not QuerySet.delete(): with allocations pointing at the rows, the ORM would load
-        # every replaced row into memory to cascade.
+        # SQL, not QuerySet.delete(): with allocations and energy rows pointing at the rows,
+        # the ORM would load every replaced row into memory to cascade.
         where = (
             "provider = %s AND billing_account_id = %s AND billing_period_start = %s "
             "AND billing_import_id <> %s"
         )
         params: list[Any] = [provider, account, db_time(start), import_id]
         lines, shares = CostLineItem._meta.db_table, CostAllocation._meta.db_table
+        energy = CloudEnergy._meta.db_table
         with connection.cursor() as cursor:
             sub = f"SELECT id FROM {lines} WHERE {where}"  # noqa: S608
             cursor.execute(f"DELETE FROM {shares} WHERE line_item_id IN ({sub})", params)  # noqa: S608
+            cursor.execute(f"DELETE FROM {energy} WHERE line_item_id IN ({sub})", params)  # noqa: S608
             cursor.execute(f"DELETE FROM {lines} WHERE {where}", params)  # noqa: S608
             replaced += cursor.rowcount
     return replaced

@@ -42,6 +42,7 @@ def _sections(user: Any, state: Any) -> list[tuple[str, list[tuple[str, str]]]]:
     cost = []
     if has_role(user, FINOPS, SRE_LEAD):
         cost.append(("costs:explorer", "Cost explorer"))
+        cost.append(("costs:energy", "Energy"))
         cost.append(("budgets:list", "Budgets"))
         cost.append(("budgets:halted", "Halted agents"))
     if has_role(user, FINOPS):

@@ -21,7 +21,7 @@ from apps.actions.models import Action
 from apps.audit.models import Event, EventType
 from apps.costs.drivers import driver_rates
 from apps.costs.explorer import CLOUD, LOGGING, ExplorerQuery, cost_cells
-from apps.costs.models import CostSource, LlmUsage
+from apps.costs.models import CostSource, EnergySource, LlmUsage
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class ActionCostBreakdown:
     shared: list[CostLine] = field(default_factory=list)
     agent_actions: int = 0
     team_actions: int = 0
+    measured_wh: Decimal = Decimal(0)  # of the action's own LLM calls
 
     @property
     def lines(self) -> list[CostLine]:
@@ -53,18 +54,35 @@ class ActionCostBreakdown:
         return sum((line.energy_wh or Decimal(0) for line in self.lines), Decimal(0))
 
     @property
+    def energy_label(self) -> str:
+        """How much of the action's own LLM energy was measured rather than estimated (shares
+        of other calls are estimated or measured too, but are shown as shares)."""
+        if not self.measured_wh:
+            return "Wh est."
+        if self.measured_wh == self.total_wh:
+            return "Wh measured"
+        return f"Wh, {self.measured_wh.normalize():f} Wh of it measured"
+
+    @property
     def incomplete(self) -> bool:
         return any(line.cost_usd is None for line in self.lines)
 
 
-def _llm(qs: QuerySet[LlmUsage]) -> tuple[int, Decimal | None, Decimal]:
+def _llm(
+    qs: QuerySet[LlmUsage], measured: list[Decimal] | None = None
+) -> tuple[int, Decimal | None, Decimal]:
+    """Calls, cost (None: one is unpriced) and Wh; the measured part of the Wh (self-hosted
+    models with DCGM power) is appended to `measured`."""
     row = qs.aggregate(
         calls=Count("pk"),
         cost=Sum("cost_usd"),
         wh=Sum("energy_wh"),
+        measured_wh=Sum("energy_wh", filter=Q(energy_source=EnergySource.MEASURED)),
         unpriced=Count("pk", filter=Q(cost_source=CostSource.UNPRICED)),
     )
     cost = None if row["unpriced"] else (row["cost"] or Decimal(0))
+    if measured is not None:
+        measured.append(row["measured_wh"] or Decimal(0))
     return row["calls"], cost, row["wh"] or Decimal(0)
 
 
@@ -103,11 +121,11 @@ def action_cost_breakdown(action: Action) -> ActionCostBreakdown:
     end = start + timedelta(days=1)
     result = ActionCostBreakdown(day=day)
 
-    calls, cost, wh = _llm(LlmUsage.objects.filter(action_id=action.action_id))
+    measured: list[Decimal] = []
+    calls, cost, wh = _llm(LlmUsage.objects.filter(action_id=action.action_id), measured)
+    result.measured_wh = measured[0]
     if calls:
-        result.direct.append(
-            CostLine(f"{calls} LLM call{'s' if calls != 1 else ''}", cost, wh, "estimated energy")
-        )
+        result.direct.append(CostLine(f"{calls} LLM call{'s' if calls != 1 else ''}", cost, wh))
     tool_calls, tool_cost = _tools(
         Event.objects.filter(action_id=action.action_id, type=EventType.TOOL_CALL), day
     )

@@ -31,9 +31,10 @@ Sources, read on 2026-11-26:
   country figures on Statista). Region "world" is the default (COSTS_GRID_REGION).
 
 Cached input is counted at the full input coefficient: no source gives the energy a cache hit
-saves, so the estimate errs high, as Epoch's does. Measured GPU power (DCGM through
-Prometheus) for self-hosted models is a later piece: it will write energy_source "measured"
-rows through `llm_energy_estimate`'s caller, not change these coefficients.
+saves, so the estimate errs high, as Epoch's does. Self-hosted models with measured GPU power
+(DCGM through Prometheus) have their estimates replaced by measured figures afterwards
+(apps.costs.measured); cloud line items use apps.costs.cloud_energy, with the cloud regions'
+intensities in DEFAULT_GRID_INTENSITY below.
 """
 
 from dataclasses import dataclass
@@ -84,6 +85,51 @@ DEFAULT_GRID_INTENSITY: dict[str, Decimal] = {
     "ie": Decimal("291"),
     "in": Decimal("713"),
     "no": Decimal("30"),
+    # Cloud regions (billing RegionId, lower case, spaces removed): Cloud Carbon Footprint's
+    # methodology, Appendix V (read 2026-11-26), metric t/kWh x 10^6. AWS and Azure: EPA
+    # eGRID2020 NERC regions in the US, EEA / carbonfootprint.com 2021 elsewhere; GCP: Google's
+    # published region figures, without the carbon-free-energy adjustment.
+    **{
+        region: Decimal(value)
+        for value, regions in {
+            "379.069": ("us-east-1", "eastus", "eastus2"),
+            "410.608": ("us-east-2", "northcentralus"),
+            "322.167": ("us-west-1", "us-west-2", "westus", "westus2", "westus3"),
+            "426.254": ("centralus",),
+            "373.231": ("southcentralus",),
+            "120": ("ca-central-1", "canadacentral"),
+            "311": ("eu-central-1",),
+            "278.6": ("eu-west-1", "northeurope"),
+            "225": ("eu-west-2", "uksouth"),
+            "51.1": ("eu-west-3",),
+            "8.8": ("eu-north-1",),
+            "213.4": ("eu-south-1",),
+            "328.4": ("westeurope",),
+            "51.28": ("francecentral",),
+            "338.66": ("germanywestcentral",),
+            "5.67": ("swedencentral",),
+            "708.2": ("ap-south-1", "centralindia"),
+            "465.8": ("ap-northeast-1", "japaneast"),
+            "408": ("ap-southeast-1", "southeastasia"),
+            "760": ("ap-southeast-2",),
+            "790": ("australiaeast",),
+            "61.7": ("sa-east-1",),
+            "454": ("us-central1",),
+            "480": ("us-east1",),
+            "361": ("us-east4",),
+            "78": ("us-west1",),
+            "253": ("us-west2",),
+            "212": ("europe-west1",),
+            "231": ("europe-west2",),
+            "293": ("europe-west3",),
+            "410": ("europe-west4",),
+            "133": ("europe-north1",),
+            "554": ("asia-northeast1",),
+            "493": ("asia-southeast1",),
+            "721": ("asia-south1",),
+        }.items()
+        for region in regions
+    },
 }
 
 

@@ -288,3 +288,45 @@ class PullForm(forms.Form):
 class ApiKeyMapForm(forms.Form):
     agent = forms.SlugField(max_length=64)
     api_key_id = forms.CharField(max_length=128, required=False)
+
+
+MAX_ENERGY_DAYS = 366
+
+
+class EnergyFilterForm(forms.Form):
+    """The Energy page's query string: dimension and an inclusive range of UTC days."""
+
+    by = forms.ChoiceField(label="Group by", required=False)
+    start = forms.DateField(
+        label="From", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        label="To", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        from apps.costs.energy_selectors import DIMENSIONS
+
+        super().__init__(*args, **kwargs)
+        by = self.fields["by"]
+        assert isinstance(by, forms.ChoiceField)
+        by.choices = list(DIMENSIONS.items())
+        self.fields["start"].error_messages["invalid"] = "Enter the first day as YYYY-MM-DD."
+        self.fields["end"].error_messages["invalid"] = "Enter the last day as YYYY-MM-DD."
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        today = timezone.now().astimezone(UTC).date()
+        data["by"] = data.get("by") or "team"
+        end = data.get("end") or today
+        start = data.get("start") or end - timedelta(days=29)
+        if "start" in self.errors or "end" in self.errors:
+            return data
+        if start > end:
+            raise forms.ValidationError("The first day is after the last day: swap them.")
+        if (end - start).days + 1 > MAX_ENERGY_DAYS:
+            raise forms.ValidationError(
+                f"The range is {(end - start).days + 1} days; choose at most {MAX_ENERGY_DAYS}."
+            )
+        data["start"], data["end"] = start, end
+        return data

@@ -112,9 +112,9 @@ def _usage(row: LlmCallRow, book: PriceBook, energy: EnergyConfig, now: datetime
         else:
             cost, source, price_id = usage_cost(tokens, price), CostSource.PRICE_TABLE, price.pk
     region = data.get("region")
-    # Seam for measured energy: self-hosted models will take Wh from GPU power (DCGM through
-    # Prometheus) shared by tokens, written later with energy_source MEASURED; until then
-    # every figure is the coefficient estimate and says so.
+    # Every call starts with the coefficient estimate; self-hosted models with measured GPU
+    # power get theirs replaced, window by window, with energy_source MEASURED
+    # (apps.costs.energy_services.measured_window_integrate).
     estimate = llm_energy_estimate(
         tokens, model, region if isinstance(region, str) else None, energy
     )

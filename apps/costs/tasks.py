@@ -30,3 +30,26 @@ def anthropic_billed_pull_task() -> None:
 
     days = pull_range_default(days=settings.ANTHROPIC_COST_PULL_DAYS)
     anthropic_costs_pull(since=days.since, until=days.until, trigger=PullTrigger.SCHEDULE)
+
+
+@opsdash_task("costs.measured_energy_windows", time_limit=600, retry_on=())
+def measured_energy_windows_task() -> dict[str, int]:
+    """Integrates closed windows of measured GPU power; a failed run is retried by the next
+    beat (the windows it did not reach are still open in the table)."""
+    from django.utils import timezone
+
+    from apps.costs.energy_services import measured_windows_run
+    from apps.slo.promql import PrometheusUnreachable, PromqlError
+
+    try:
+        results = measured_windows_run(now=timezone.now())
+    except (PrometheusUnreachable, PromqlError) as exc:
+        import logging
+
+        logging.getLogger(__name__).warning("measured energy: %s", exc)
+        return {"windows": 0, "failed": 1}
+    return {
+        "windows": len(results),
+        "measured": sum(1 for r in results if r.status == "measured"),
+        "refreshed_actions": sum(r.refreshed_actions for r in results),
+    }

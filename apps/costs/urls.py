@@ -11,4 +11,5 @@ urlpatterns = [
     path("reconciliation/", billed_views.reconciliation_page, name="reconciliation"),
     path("reconciliation/pull/", billed_views.reconciliation_pull, name="reconciliation-pull"),
     path("reconciliation/api-keys/", billed_views.api_key_map, name="api-key-map"),
+    path("energy/", views.energy, name="energy"),
 ]

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.roles import FINOPS, SRE_LEAD, VIEWER, has_role
 from apps.core.http import HtmxHttpRequest
 from apps.core.views import role_required
+from apps.costs.energy_selectors import energy_report
 from apps.costs.explorer import (
     DRIVERS,
     Explorer,
@@ -23,7 +24,7 @@ from apps.costs.explorer import (
     explorer_chart,
     explorer_choices,
 )
-from apps.costs.forms import DriverRateForm, ExplorerForm, ModelPriceForm
+from apps.costs.forms import DriverRateForm, EnergyFilterForm, ExplorerForm, ModelPriceForm
 from apps.costs.selectors import driver_rate_rows, price_rows, unpriced_models
 from apps.costs.services import driver_rate_create, model_price_create
 
@@ -163,3 +164,68 @@ def driver_rate_add(request: HttpRequest) -> HttpResponse:
         return _render(request, blank_price_form, status=400, rate_form=form)
     messages.success(request, f"Added the rate {rate}; the cost explorer uses it from that day.")
     return redirect(f"{reverse('costs:prices')}#driver-rates")
+
+
+ENERGY_CSV_HEADER = [
+    "group",
+    "llm_calls",
+    "measured_wh",
+    "estimated_wh_llm",
+    "estimated_wh_cloud",
+    "total_wh",
+    "measured_gco2e",
+    "estimated_gco2e",
+    "actions",
+    "measured_wh_per_action",
+    "estimated_wh_per_action",
+]
+
+
+def csv_safe(text: str) -> str:
+    # A cell starting with = + - @ is a formula to a spreadsheet; model names come from agents.
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def _six(value: Decimal | None) -> str:
+    # Half up, as the page's floatformat rounds.
+    return "" if value is None else f"{value.quantize(Decimal('0.000001'), ROUND_HALF_UP)}"
+
+
+@role_required(FINOPS, SRE_LEAD)
+def energy(request: HttpRequest) -> HttpResponse:
+    """Wh and gCO2e by a dimension over a date range, measured and estimated apart; CSV too."""
+    form = EnergyFilterForm(request.GET)
+    if not form.is_valid():
+        return render(request, "costs/energy.html", {"form": form, "report": None}, status=400)
+    data = form.cleaned_data
+    report = energy_report(dimension=data["by"], start=data["start"], end=data["end"])
+    if request.GET.get("format") == "csv":
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        name = f"energy-by-{report.dimension}-{report.start}-to-{report.end}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        writer = csv.writer(response)
+        writer.writerow([report.dimension, *ENERGY_CSV_HEADER[1:]])
+        for row in [*report.rows, report.total]:
+            writer.writerow(
+                [
+                    csv_safe(row.label),
+                    row.llm_calls,
+                    _six(row.measured_wh),
+                    _six(row.llm_estimated_wh),
+                    _six(row.cloud_estimated_wh),
+                    _six(row.total_wh),
+                    _six(row.measured_gco2e),
+                    _six(row.estimated_gco2e),
+                    row.actions,
+                    _six(row.measured_wh_per_action),
+                    _six(row.estimated_wh_per_action),
+                ]
+            )
+        return response
+    query = request.GET.copy()
+    query["format"] = "csv"
+    return render(
+        request,
+        "costs/energy.html",
+        {"form": form, "report": report, "csv_query": query.urlencode()},
+    )

@@ -88,3 +88,26 @@ def test_an_unpriced_tool_makes_the_total_a_lower_bound(agent):
     cost = action_cost_breakdown(Action.objects.get(action_id="act-9"))
     assert [(line.label, line.cost_usd) for line in cost.lines] == [("1 tool call", None)]
     assert cost.incomplete
+
+
+def test_the_action_page_says_how_much_of_its_energy_was_measured(agent, client, make_person):
+    from apps.costs.models import LlmUsage
+
+    first, second = (
+        call(ts=NOV, action_id="act-m", output_tokens=1000),
+        call(ts=NOV, action_id="act-m", output_tokens=1000),
+    )
+    ingest(proposal("act-m"), first, second)
+    derived_catch_up()
+    client.force_login(make_person("vic", "viewer"))
+    # 2 x 1,000 output tokens = 2 x 0.72 Wh, estimated
+    assert "1.44 Wh est." in client.get("/actions/act-m/cost/").content.decode()
+    # as the measured-power task writes it (tests/costs/test_measured_energy.py)
+    LlmUsage.objects.filter(event_id=first["id"]).update(
+        energy_wh=Decimal("2.5"), energy_source="measured"
+    )
+    assert "3.22 Wh, 2.5 Wh of it measured" in client.get("/actions/act-m/cost/").content.decode()
+    LlmUsage.objects.filter(event_id=second["id"]).update(
+        energy_wh=Decimal("1"), energy_source="measured"
+    )
+    assert "3.50 Wh measured" in client.get("/actions/act-m/cost/").content.decode()

@@ -132,6 +132,15 @@ def test_action_costs_sum_the_llm_calls_of_each_action(agent):
         ({"COSTS_PUE": "0.8"}, "COSTS_PUE is total facility energy over IT energy: 1 or more."),
         ({"COSTS_GRID_REGION": "atlantis"}, "COSTS_GRID_REGION 'atlantis' has no grid intensity"),
         ({"COSTS_GRID_INTENSITY": "not json"}, ""),
+        (
+            {"COSTS_CLOUD_ENERGY": '{"utilization": "0.5"}'},
+            "COSTS_CLOUD_ENERGY has unknown keys utilization",
+        ),
+        (
+            {"COSTS_MEASURED_POWER": '[{"provider": "vllm", "model": "x", "selector": "up"}]'},
+            "COSTS_MEASURED_POWER[0] selector must select DCGM_FI_DEV_POWER_USAGE",
+        ),
+        ({"COSTS_MEASURED_STEP_SECONDS": "7"}, "COSTS_MEASURED_STEP_SECONDS must be 1 to 300"),
     ],
 )
 def test_a_bad_energy_setting_stops_the_boot(env, message):
