@@ -284,6 +284,7 @@ def allocation_run_process(*, run_id: int) -> AllocationRun | None:
     """The task's body: claims the run and recomputes its range in one transaction, so a run
     delivered twice, or run again, gives the same allocations."""
     from apps.billing.allocation import allocate_range
+    from apps.budgets.services import budgets_cloud_recount
 
     claimed = AllocationRun.objects.filter(pk=run_id, status=ImportStatus.QUEUED).update(
         status=ImportStatus.RUNNING, started_at=timezone.now()
@@ -294,6 +295,7 @@ def allocation_run_process(*, run_id: int) -> AllocationRun | None:
     try:
         with transaction.atomic():
             count = allocate_range(run.start, run.end)
+            budgets_cloud_recount()
     except Exception as exc:
         logger.exception("allocation run %s failed", run_id)
         run.status = ImportStatus.FAILED

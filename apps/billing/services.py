@@ -38,6 +38,7 @@ from apps.billing.normalise.parsing import WIDE
 from apps.billing.pgcopy import COLUMNS as COPY_COLUMNS
 from apps.billing.pgcopy import CopyEncoder
 from apps.billing.readers import open_source
+from apps.budgets.services import budgets_cloud_recount
 from apps.costs.models import CloudEnergy
 
 logger = logging.getLogger(__name__)
@@ -225,6 +226,8 @@ def billing_import_run(
                 # its energy too.
                 allocate_import(billing_import.pk, allocator)
                 _estimate_energy(billing_import.pk, tally.energy_keys)
+                # Cloud-spend budgets move with the bill (down too, when it is restated).
+                budgets_cloud_recount()
                 _finish(billing_import, tally, replaced=replaced)
             if progress is not None:
                 progress(source.total, source.total)

@@ -640,3 +640,23 @@ def _scoped(qs: Any, budget: Budget, *, agent: str, team: str) -> Any:
     if budget.scope == BudgetScope.TEAM or (budget.scope == BudgetScope.MODEL and budget.team_id):
         return qs.filter(**{team: budget.team_id})
     return qs
+
+
+def budgets_cloud_recount(now: datetime | None = None) -> list[BudgetCrossing]:
+    """Counts every cloud-spend budget's current period again from the allocations (a bill
+    imported, restated or allocated anew can move it either way) and acts on the thresholds
+    it now reaches. Called in the transaction that changed the allocations."""
+    now = now or timezone.now()
+    crossings: list[BudgetCrossing] = []
+    budgets = (
+        Budget.objects.filter(active=True, measure=BudgetMeasure.CLOUD_COST)
+        .prefetch_related("thresholds")
+        .order_by("pk")
+    )
+    for budget in budgets:
+        after = budget_recount(budget, now)
+        governed = agents_in_scope(budget)
+        if governed:
+            today = local_day(now, budget.time_zone)
+            crossings += _cross(budget, today, after, governed[0].pk, now)
+    return crossings
