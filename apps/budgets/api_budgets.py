@@ -27,6 +27,22 @@ from apps.budgets.services import DEFAULT_THROTTLE_PER_MINUTE, budget_save
 from apps.fleet.models import Agent, Team
 
 TAGS = ["budgets"]
+# A budget's own fields, in the order the API and the form show them.
+BUDGET_FIELDS = (
+    "slug",
+    "name",
+    "scope",
+    "team",
+    "agent",
+    "model_pattern",
+    "measure",
+    "currency",
+    "period",
+    "rolling_days",
+    "time_zone",
+    "cap",
+    "active",
+)
 
 
 class BudgetAccess(BasePermission):
@@ -151,23 +167,7 @@ class BudgetOut(serializers.ModelSerializer):
 
     class Meta:
         model = Budget
-        fields = [
-            "slug",
-            "name",
-            "scope",
-            "team",
-            "agent",
-            "model_pattern",
-            "measure",
-            "currency",
-            "period",
-            "rolling_days",
-            "time_zone",
-            "cap",
-            "active",
-            "thresholds",
-            "standing",
-        ]
+        fields = [*BUDGET_FIELDS, "thresholds", "standing"]
 
     def get_thresholds(self, budget: Budget) -> list[dict[str, Any]]:
         return [

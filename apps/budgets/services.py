@@ -318,6 +318,20 @@ def _act(budget: Budget, crossing: BudgetCrossing, pusher_id: int, now: datetime
     )
 
 
+def default_thresholds() -> list[dict[str, Any]]:
+    """50 % and 80 % notify, 90 % throttle, 100 % halt: what a budget gets unless told."""
+    return [
+        {
+            "percent": percent,
+            "action": action,
+            "per_minute": DEFAULT_THROTTLE_PER_MINUTE
+            if action == ThresholdAction.THROTTLE
+            else None,
+        }
+        for percent, action in DEFAULT_THRESHOLDS
+    ]
+
+
 def budget_create(
     *,
     slug: str,
@@ -355,10 +369,7 @@ def budget_create(
         chosen = (
             thresholds
             if thresholds is not None
-            else [
-                (p, a, DEFAULT_THROTTLE_PER_MINUTE if a == ThresholdAction.THROTTLE else None)
-                for p, a in DEFAULT_THRESHOLDS
-            ]
+            else [(t["percent"], t["action"], t["per_minute"]) for t in default_thresholds()]
         )
         BudgetThreshold.objects.bulk_create(
             [
@@ -529,20 +540,7 @@ def budget_save(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
             budget.rolling_days = data.get("rolling_days")
             budget.save()
             if thresholds is not None or not budget.thresholds.exists():
-                chosen = (
-                    thresholds
-                    if thresholds is not None
-                    else [
-                        {
-                            "percent": p,
-                            "action": a,
-                            "per_minute": DEFAULT_THROTTLE_PER_MINUTE
-                            if a == ThresholdAction.THROTTLE
-                            else None,
-                        }
-                        for p, a in DEFAULT_THRESHOLDS
-                    ]
-                )
+                chosen = thresholds if thresholds is not None else default_thresholds()
                 budget.thresholds.all().delete()
                 BudgetThreshold.objects.bulk_create(
                     [BudgetThreshold(budget=budget, **t) for t in chosen]

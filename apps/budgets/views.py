@@ -10,9 +10,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.roles import FINOPS, SRE_LEAD, has_role
-from apps.budgets.api_budgets import BudgetIn
+from apps.budgets.api_budgets import BUDGET_FIELDS, BudgetIn
 from apps.budgets.models import (
-    DEFAULT_THRESHOLDS,
     Budget,
     BudgetMeasure,
     BudgetPeriod,
@@ -31,6 +30,7 @@ from apps.budgets.services import (
     agents_resume,
     budget_resume,
     budget_save,
+    default_thresholds,
 )
 from apps.core.views import role_required
 from apps.fleet.models import Agent, Team
@@ -138,21 +138,7 @@ def _form_data(request: HttpRequest) -> dict[str, Any]:
     """The form's fields in the API's shape: one validation for both."""
     post = request.POST
     data: dict[str, Any] = {
-        name: post.get(name, "").strip()
-        for name in (
-            "slug",
-            "name",
-            "scope",
-            "team",
-            "agent",
-            "model_pattern",
-            "measure",
-            "currency",
-            "period",
-            "rolling_days",
-            "time_zone",
-            "cap",
-        )
+        name: post.get(name, "").strip() for name in BUDGET_FIELDS if name != "active"
     }
     for name in ("team", "agent", "rolling_days"):
         data[name] = data[name] or None
@@ -176,11 +162,11 @@ def _initial(budget: Budget | None) -> dict[str, Any]:
     if budget is None:
         rows = [
             {
-                "percent": f"{p.normalize():f}",
-                "action": a,
-                "per_minute": 10 if a == "throttle" else "",
+                "percent": f"{t['percent'].normalize():f}",
+                "action": t["action"],
+                "per_minute": t["per_minute"] or "",
             }
-            for p, a in DEFAULT_THRESHOLDS
+            for t in default_thresholds()
         ]
         values: dict[str, Any] = {
             "time_zone": "UTC",
