@@ -32,8 +32,19 @@ HEADER = [
     "ServiceName",
     "ResourceId",
     "RegionId",
+    "SkuId",
+    "ConsumedQuantity",
+    "ConsumedUnit",
     "Tags",
 ]
+# What each demo service consumed in a day, in its own unit: enough for the Cloud Carbon
+# Footprint-style estimate to read (instance types in SKU ids, GB-months, GB moved).
+USAGE = {
+    "Amazon Elastic Compute Cloud": ("BoxUsage:m5.xlarge", "24", "Hours"),
+    "Amazon Relational Database Service": ("InstanceUsage:db.r5.large", "24", "Hours"),
+    "Amazon Simple Storage Service": ("TimedStorage-ByteHrs", "38.5", "GB-Mo"),
+    "AWS Data Transfer": ("DataTransfer-Out-Bytes", "212", "GB"),
+}
 # Whoever has no rules gets these: tags first, then the shared services, then team tags.
 DEMO_RULES: list[dict[str, Any]] = [
     {"name": "Agent tag", "kind": "tag", "tag_key": "opsdash-agent", "target": "agent"},
@@ -94,6 +105,9 @@ def demo_bill_rows(anchor: datetime) -> list[dict[str, str]]:
                 "ServiceName": service,
                 "ResourceId": resource,
                 "RegionId": "eu-west-1",
+                "SkuId": USAGE.get(service, ("", "", ""))[0],
+                "ConsumedQuantity": USAGE.get(service, ("", "", ""))[1],
+                "ConsumedUnit": USAGE.get(service, ("", "", ""))[2],
                 "Tags": json.dumps(tags, separators=(",", ":")) if tags else "",
             }
         )
