@@ -209,6 +209,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # 3.1 is JSON Schema 2020-12, which the msgspec components are written in (`type: null`).
     "OAS_VERSION": "3.1.0",
+    # Two models have a `scope` field with their own choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "BudgetScopeEnum": "apps.budgets.models.BudgetScope",
+        "SloScopeEnum": "apps.slo.models.SloScope",
+    },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.audit.openapi.add_event_schemas",

@@ -59,7 +59,7 @@ def test_migrate_seed_ingest_and_render_on_sqlite_with_a_filesystem_broker(tmp_p
         assert wait_for(
             lambda: (
                 requests.get(f"{url}/healthz", timeout=5).json()["derived_lag"]
-                == {"daily_counts": 0, "slo": 0}
+                == {"daily_counts": 0, "slo": 0, "tool_call_counts": 0}
             ),
             timeout=60,
         )

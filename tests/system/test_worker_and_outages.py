@@ -58,7 +58,7 @@ def test_a_real_worker_applies_derived_work_after_commit(postgres_only, redis_br
         # 30 notes + the token_change event written when the token was minted.
         assert wait_for(lambda: _daily_total(agent) == 31), _daily_total(agent)
         health = requests.get(f"{url}/healthz", timeout=5).json()
-        assert health["derived_lag"] == {"daily_counts": 0, "slo": 0}
+        assert health["derived_lag"] == {"daily_counts": 0, "slo": 0, "tool_call_counts": 0}
     # Running the catch-up again (a retried task, or the sweep) counts nothing twice.
     derived_catch_up()
     assert _daily_total(agent) == 31
