@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import Count, DecimalField, Q, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
@@ -113,6 +114,29 @@ def _tools(events: QuerySet[Event], day: date) -> tuple[int, Decimal | None]:
     return calls, (None if unknown else cost)
 
 
+# The cloud energy given to an agent (or to a team but no agent) on one day: each line item's
+# energy times the allocation's share of the line's effective cost (lines that cost nothing
+# give no share here; the energy page splits those evenly).
+_CLOUD_WH_SQL = """
+SELECT coalesce(sum(e.energy_wh * a.effective_cost / li.effective_cost), 0)
+FROM costs_cloudenergy e
+JOIN billing_costlineitem li ON li.id = e.line_item_id
+JOIN billing_costallocation a ON a.line_item_id = li.id
+WHERE li.charge_period_start >= %s AND li.charge_period_start < %s
+    AND e.energy_wh IS NOT NULL AND li.effective_cost <> 0 AND {who}
+"""
+
+
+def _cloud_wh(start: datetime, end: datetime, *, agent_id: int | None, team_id: int) -> Decimal:
+    who = "a.agent_id = %s" if agent_id is not None else "a.team_id = %s AND a.agent_id IS NULL"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLOUD_WH_SQL.format(who=who),
+            [start, end, agent_id if agent_id is not None else team_id],
+        )
+        return Decimal(cursor.fetchone()[0] or 0)
+
+
 def action_cost_breakdown(action: Action) -> ActionCostBreakdown:
     # An execution reported without a proposal has no proposal time (a policy violation).
     at = action.proposed_at or action.execution_started_at or action.updated_at
@@ -172,20 +196,24 @@ def action_cost_breakdown(action: Action) -> ActionCostBreakdown:
         cells, _ = cost_cells(
             ExplorerQuery(start=day, end=day, agents=(agent.slug,), drivers=(LOGGING, CLOUD))
         )
+        cloud_wh = _cloud_wh(start, end, agent_id=agent.pk, team_id=team.pk)
         for driver, label in ((LOGGING, "audit-log storage"), (CLOUD, "cloud cost")):
             pool = sum((c.cost for c in cells if c.driver == driver), Decimal(0))
-            if pool:
-                result.shared.append(CostLine(f"{share} {label}", pool / n))
+            wh = cloud_wh if driver == CLOUD else Decimal(0)
+            if pool or wh:
+                result.shared.append(CostLine(f"{share} {label}", pool / n, wh / n if wh else None))
     if result.team_actions:
         cells, _ = cost_cells(
             ExplorerQuery(start=day, end=day, teams=(team.slug,), drivers=(CLOUD,))
         )
         pool = sum((c.cost for c in cells if not c.agent), Decimal(0))
-        if pool:
+        team_wh = _cloud_wh(start, end, agent_id=None, team_id=team.pk)
+        if pool or team_wh:
             result.shared.append(
                 CostLine(
                     f"1/{result.team_actions} of team {team.slug}'s cloud cost given to no agent",
                     pool / result.team_actions,
+                    team_wh / result.team_actions if team_wh else None,
                 )
             )
     return result

@@ -9,7 +9,7 @@ import pytest
 from apps.actions.models import Action
 from apps.audit.services.derived import derived_catch_up
 from apps.costs.actions import action_cost_breakdown
-from apps.costs.models import CostDriverRate
+from apps.costs.models import CloudEnergy, CloudEnergyBasis, CostDriverRate
 from tests.conftest import event
 from tests.costs.conftest import call, ingest, make_price
 from tests.costs.test_explorer import NOV, cloud_line, tool_call
@@ -52,7 +52,7 @@ def test_an_action_costs_its_own_calls_and_a_share_of_the_days_untied_costs(
         call(ts=NOV.replace(day=3), input_tokens=1_000_000),  # another day
     )
     derived_catch_up()
-    cloud_line(
+    line = cloud_line(
         day=NOV,
         effective="9.00",
         billed="9.00",
@@ -61,6 +61,19 @@ def test_an_action_costs_its_own_calls_and_a_share_of_the_days_untied_costs(
             (agent.team, None, "3.00", "3.00"),
             (None, None, "2.00", "2.00"),
         ],
+    )
+    basis = CloudEnergyBasis.objects.create(
+        provider="AWS",
+        service_name=line.service_name,
+        charge_category="Usage",
+        kind="compute",
+        wh_per_unit=Decimal("1"),
+        grid_region="eu-west-1",
+        gco2e_per_kwh=Decimal("300"),
+        method="test",
+    )
+    CloudEnergy.objects.create(
+        line_item=line, basis=basis, energy_wh=Decimal("90"), gco2e=Decimal("27")
     )
     cost = action_cost_breakdown(Action.objects.get(action_id="act-1"))
     lines = {line.label: line.cost_usd for line in cost.lines}
@@ -73,6 +86,12 @@ def test_an_action_costs_its_own_calls_and_a_share_of_the_days_untied_costs(
         "1/3 of team platform's cloud cost given to no agent": Decimal("1.00"),
     }
     assert (cost.agent_actions, cost.team_actions) == (2, 3)
+    # 90 Wh of cloud: 4/9 of it to the agent (40 Wh, half each), 3/9 to its team (30 Wh, a third).
+    cloud_wh = {line.label: line.energy_wh for line in cost.shared if "cloud" in line.label}
+    assert cloud_wh == {
+        "1/2 of triage-bot's cloud cost": Decimal("20"),
+        "1/3 of team platform's cloud cost given to no agent": Decimal("10"),
+    }
     assert cost.total_usd == Decimal("3.865")
     assert not cost.incomplete
 
