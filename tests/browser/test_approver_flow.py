@@ -79,6 +79,8 @@ def press_approve(page) -> None:
     machine) can take the key press with it; then a person presses again, and so does the test,
     so that Enter never lands on the row's link instead."""
     focused = "document.activeElement?.classList.contains('decide-approve')"
+    # The pane loads its cost panel after it opens: let that land before the keys do.
+    page.wait_for_selector("#queue-detail #action-cost:not([hx-trigger])", timeout=10_000)
     page.keyboard.press("a")
     try:
         page.wait_for_function(focused, timeout=5_000)
