@@ -24,14 +24,14 @@ from django.utils import timezone
 from apps.budgets.models import (
     Budget,
     BudgetCrossing,
-    BudgetDay,
     BudgetMeasure,
     GateCall,
     GateHold,
     ThresholdAction,
 )
-from apps.budgets.periods import local_day, period_days, period_key
-from apps.budgets.services import budget_covers, effective_cap
+from apps.budgets.periods import local_day, period_key
+from apps.budgets.selectors import budget_standing
+from apps.budgets.services import budget_covers
 from apps.fleet.models import Agent
 
 GATED_MEASURES = (BudgetMeasure.LLM_USD, BudgetMeasure.TOKENS)
@@ -96,12 +96,8 @@ def _held(budget: Budget, now: datetime) -> Decimal:
 
 def _spent(budget: Budget, now: datetime) -> tuple[Decimal, Decimal]:
     """(counted this period, cap with the period's allowances)."""
-    today = local_day(now, budget.time_zone)
-    first, last = period_days(budget.period, budget.rolling_days, today)
-    spent = BudgetDay.objects.filter(budget=budget, day__gte=first, day__lte=last).aggregate(
-        s=Sum("amount")
-    )["s"] or Decimal(0)
-    return spent, effective_cap(budget, period_key(budget.period, budget.rolling_days, today))
+    standing = budget_standing(budget, now)
+    return standing.spent, standing.cap
 
 
 def _throttle_limit(budget: Budget, now: datetime) -> int | None:
