@@ -295,6 +295,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "budgets.forecast_alerts",
         "schedule": env.float("BUDGET_FORECAST_SECONDS", default=3600.0),
     },
+    # Gate reservations whose llm_call never came give their hold back to the budgets.
+    "budgets-gate-reservations-expire": {
+        "task": "budgets.gate_reservations_expire",
+        "schedule": 60.0,
+    },
     # Billing uploads whose task was lost are queued again; dead imports are marked failed.
     "billing-imports-sweep": {
         "task": "billing.imports_sweep",

@@ -40,9 +40,9 @@ class GateIn(msgspec.Struct, forbid_unknown_fields=True):
         if self.kind == "llm_call" and not self.model:
             raise ValueError("an llm_call names its model")
         if self.estimated_cost_usd is not None and not (
-            self.estimated_cost_usd.is_finite() and self.estimated_cost_usd >= 0
+            self.estimated_cost_usd.is_finite() and 0 <= self.estimated_cost_usd <= 1_000_000
         ):
-            raise ValueError("estimated_cost_usd is an amount in USD, 0 or more")
+            raise ValueError("estimated_cost_usd is an amount in USD, from 0 to 1,000,000")
 
 
 GateAnswerSerializer = inline_serializer(

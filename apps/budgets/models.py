@@ -6,6 +6,7 @@ a few dozen rows, and a late event lands in the day it happened.
 """
 
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -103,6 +104,13 @@ class Budget(models.Model):
     def __str__(self) -> str:
         return self.name or self.slug
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if adding:
+            # The gate reads every budget through its gauge: none may exist without one.
+            BudgetGauge.objects.get_or_create(budget=self)
+
 
 class BudgetThreshold(models.Model):
     budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="thresholds")
@@ -193,9 +201,45 @@ class BudgetAllowance(models.Model):
         return f"{self.budget_id} {self.period_start} +{self.amount}"
 
 
+class BudgetGauge(models.Model):
+    """Where a budget stands in its current period, kept beside it so the gate reads and locks
+    one row per budget instead of summing days, allowances and open reservations per call.
+
+    Written from the stored truth (BudgetDay, allowances, crossings) by every writer that
+    changes it, after that writer took the budget's lock; `reserved` moves with each
+    reservation the gate grants, and each one settled or expired. A gauge whose period_start
+    is not the current period's is stale: the gate refreshes it before trusting it."""
+
+    budget = models.OneToOneField(
+        Budget, primary_key=True, on_delete=models.CASCADE, related_name="gauge"
+    )
+    period_start = models.DateField(null=True, blank=True)
+    spent = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, default=Decimal(0)
+    )
+    # With the period's allowances.
+    cap = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, default=Decimal(0)
+    )
+    # The lowest halt threshold as an amount; none when the budget has no halt threshold.
+    halt_at = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, null=True, blank=True
+    )
+    # Calls per minute per agent while a throttle threshold of this period has fired.
+    throttle_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # What open reservations hold: granted, not yet settled by their llm_call, not expired.
+    reserved = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, default=Decimal(0)
+    )
+
+    def __str__(self) -> str:
+        return f"{self.budget_id} {self.period_start}: {self.spent} + {self.reserved}"
+
+
 class GateCall(models.Model):
     """One call /gate allowed: its reservation, until the llm_call carrying its id settles it
-    or it expires."""
+    or it expires. `holds` is what it reserved of each budget ({budget id: amount}), given
+    back to the budgets' gauges once, when it settles or expires."""
 
     reservation_id = models.UUIDField(primary_key=True)
     agent = models.ForeignKey("fleet.Agent", on_delete=models.CASCADE, related_name="+")
@@ -204,35 +248,22 @@ class GateCall(models.Model):
     estimated_usd = models.DecimalField(
         max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, null=True
     )
+    holds = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField()
     expires_at = models.DateTimeField()
     settled_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        indexes = [models.Index(fields=["agent", "created_at"], name="gate_call_agent_time")]
-
-    def __str__(self) -> str:
-        return str(self.reservation_id)
-
-
-class GateHold(models.Model):
-    """What one allowed call holds of one budget while it is in flight."""
-
-    call = models.ForeignKey(GateCall, on_delete=models.CASCADE, related_name="holds")
-    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="holds")
-    amount = models.DecimalField(max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES)
-    # Copied from the call, so a budget's open holds are one range read of one table.
-    expires_at = models.DateTimeField()
-    settled_at = models.DateTimeField(null=True, blank=True)
+    # Expired unsettled: its holds were given back.
+    released_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
+            models.Index(fields=["agent", "created_at"], name="gate_call_agent_time"),
             models.Index(
-                fields=["budget", "expires_at"],
-                condition=Q(settled_at__isnull=True),
-                name="gate_hold_open",
-            )
+                fields=["expires_at"],
+                condition=Q(settled_at__isnull=True, released_at__isnull=True),
+                name="gate_call_open",
+            ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.call_id} {self.budget_id} {self.amount}"
+        return str(self.reservation_id)

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 from django.db.models import Sum
 from django.utils import timezone
 
+from apps.budgets.gauges import effective_cap
 from apps.budgets.models import Budget, BudgetCrossing, BudgetDay
 from apps.budgets.periods import local_day, period_days, period_key
-from apps.budgets.services import effective_cap
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ head (ingest seals last), the order every writer keeps.
 import fnmatch
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -24,6 +24,13 @@ from django.db.models import Sum
 from django.urls import reverse
 from django.utils import timezone
 
+from apps.budgets.gauges import (
+    GaugeState,
+    effective_cap,
+    gauge_state,
+    gauges_refresh,
+    gauges_write,
+)
 from apps.budgets.models import (
     DEFAULT_THRESHOLDS,
     Budget,
@@ -132,14 +139,19 @@ def _active_event_budgets() -> list[_Coverage]:
         return [_Coverage(*row) for row in cursor.fetchall()]
 
 
-def budgets_count(items: Sequence[Counted], *, now: datetime | None = None) -> list[BudgetCrossing]:
+def budgets_count(
+    items: Sequence[Counted],
+    *,
+    released: Mapping[int, Decimal] | None = None,
+    now: datetime | None = None,
+) -> list[BudgetCrossing]:
     """Adds what the items count to every budget that covers them; acts on each threshold
-    crossed in a budget's current period. Call inside the transaction storing the items."""
-    if not items:
+    crossed in a budget's current period; gives back the reservations `released` (settled
+    gate calls: {budget id: amount}). Call inside the transaction storing the items."""
+    released = released or {}
+    if not items and not released:
         return []
-    budgets = _active_event_budgets()
-    if not budgets:
-        return []
+    budgets = _active_event_budgets() if items else []
     increments: dict[int, dict[date, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     pushers: dict[int, int] = {}
     for budget in budgets:
@@ -148,21 +160,25 @@ def budgets_count(items: Sequence[Counted], *, now: datetime | None = None) -> l
             if amount and budget_covers(budget, item.agent_id, item.team_id, item.model):
                 increments[budget.pk][local_day(item.ts, budget.time_zone)] += amount
                 pushers[budget.pk] = item.agent_id
-    if not increments:
+    if not increments and not released:
         return []
     counting = list(Budget.objects.filter(pk__in=increments).prefetch_related("thresholds"))
-    return _apply(counting, increments, pushers, now or timezone.now())
+    return _apply(counting, increments, pushers, released, now or timezone.now())
 
 
 def _apply(
     budgets: list[Budget],
     increments: dict[int, dict[date, Decimal]],
     pushers: dict[int, int],
+    released: Mapping[int, Decimal],
     now: datetime,
 ) -> list[BudgetCrossing]:
     crossings: list[BudgetCrossing] = []
+    gauges: list[GaugeState] = []
     with transaction.atomic(savepoint=False):
-        ids = sorted(b.pk for b in budgets)
+        # The budgets whose reservations come back are locked too: every gauge this
+        # transaction writes is written after all its budget locks (the lock order).
+        ids = sorted({b.pk for b in budgets} | set(released))
         if connection.features.has_select_for_update:
             list(Budget.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
         _days_add(increments)
@@ -177,7 +193,10 @@ def _apply(
             after = BudgetDay.objects.filter(
                 budget=budget, day__gte=first, day__lte=last
             ).aggregate(s=Sum("amount"))["s"] or Decimal(0)
-            crossings += _cross(budget, today, after, pushers[budget.pk], now)
+            crossed, gauge = _cross(budget, today, after, pushers[budget.pk], now)
+            crossings += crossed
+            gauges.append(gauge)
+        gauges_write(gauges, released)
     return crossings
 
 
@@ -197,22 +216,15 @@ def _days_add(increments: dict[int, dict[date, Decimal]]) -> None:
         )
 
 
-def effective_cap(budget: Budget, key: date) -> Decimal:
-    """The cap plus the one-time allowances granted for the period."""
-    extra = BudgetAllowance.objects.filter(budget=budget, period_start=key).aggregate(
-        s=Sum("amount")
-    )["s"]
-    return budget.cap + (extra or Decimal(0))
-
-
 def _cross(
     budget: Budget, today: date, after: Decimal, pusher_id: int, now: datetime
-) -> list[BudgetCrossing]:
+) -> tuple[list[BudgetCrossing], GaugeState]:
     """Every threshold at or under the new total that has not fired in this period yet.
 
     At or under, not "between before and after": a cap lowered mid-period acts at the next
     counted event. A halt fires again after a resume that gave no more room (a new epoch);
-    the other thresholds fire once a period."""
+    the other thresholds fire once a period. Returns the crossings and the budget's gauge
+    after them."""
     key = period_key(budget.period, budget.rolling_days, today)
     cap = effective_cap(budget, key)
     fired = set(
@@ -247,7 +259,8 @@ def _cross(
         if crossing is not None:
             _act(budget, crossing, pusher_id, now)
             crossed.append(crossing)
-    return crossed
+    fired_now = {(p, a) for p, a, _ in fired} | {(c.percent, c.action) for c in crossed}
+    return crossed, gauge_state(budget, key, after, cap, fired_now)
 
 
 def _crossing_insert(crossing: BudgetCrossing) -> BudgetCrossing | None:
@@ -439,6 +452,7 @@ def budget_resume(
         locked.epoch += 1
         locked.updated_at = now
         locked.save(update_fields=["cap", "epoch", "updated_at"])
+        gauges_refresh([locked], now)
         resumed = [a for a in agents_in_scope(locked) if a.halted]
         who = getattr(by, "username", "") or str(by or "")
         for agent in resumed:
@@ -652,6 +666,7 @@ def budget_recount(budget: Budget, now: datetime | None = None) -> Decimal:
         BudgetDay.objects.bulk_create(
             [BudgetDay(budget=budget, day=d, amount=a) for d, a in per_day.items() if a]
         )
+        gauges_refresh([budget], now)
     return sum(per_day.values(), Decimal(0))
 
 
@@ -679,5 +694,7 @@ def budgets_cloud_recount(now: datetime | None = None) -> list[BudgetCrossing]:
         governed = agents_in_scope(budget)
         if governed:
             today = local_day(now, budget.time_zone)
-            crossings += _cross(budget, today, after, governed[0].pk, now)
+            crossed, gauge = _cross(budget, today, after, governed[0].pk, now)
+            crossings += crossed
+            gauges_write([gauge])
     return crossings

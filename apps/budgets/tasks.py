@@ -7,3 +7,11 @@ def budgets_forecast_alerts_task() -> int:
     from apps.budgets.services import budgets_forecast_alert
 
     return budgets_forecast_alert()
+
+
+@opsdash_task("budgets.gate_reservations_expire", time_limit=120)
+def gate_reservations_expire_task() -> int:
+    """Every minute: what expired gate reservations held goes back to their budgets."""
+    from apps.budgets.gate import gate_reservations_expire
+
+    return gate_reservations_expire()

@@ -6,9 +6,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from apps.budgets.models import BudgetThreshold, GateCall, GateHold
+from apps.budgets.gate import GateRequest, gate_check, gate_reservations_expire
+from apps.budgets.models import BudgetGauge, BudgetThreshold, GateCall
 from apps.budgets.selectors import budget_standing
 from apps.budgets.services import budget_create
 from apps.fleet.services import agent_halted_set, agent_token_mint
@@ -54,8 +56,9 @@ def test_a_call_within_the_cap_is_allowed_and_holds_its_maximum_until_settled(ga
     assert first.status_code == 200, first.content
     body = first.json()
     assert body["decision"] == "allow"
-    hold = GateHold.objects.get(call_id=body["reservation_id"])
-    assert hold.amount == Decimal("4.5")
+    granted = GateCall.objects.get(pk=body["reservation_id"])
+    assert {k: Decimal(v) for k, v in granted.holds.items()} == {str(cap.pk): Decimal("4.5")}
+    assert BudgetGauge.objects.get(budget=cap).reserved == Decimal("4.5")
     assert body["budgets"] == [
         {"budget": "triage-daily", "measure": "llm_usd", "spent": "0", "reserved": "0", "cap": "10"}
     ]
@@ -65,25 +68,89 @@ def test_a_call_within_the_cap_is_allowed_and_holds_its_maximum_until_settled(ga
     assert third.status_code == 423
     assert third.json()["budget"] == "triage-daily"
     assert "0 counted + 9 reserved + 4.5 for this call > 10" in third.json()["reason"]
+    assert BudgetGauge.objects.get(budget=cap).reserved == Decimal("9")  # the refusal holds nothing
 
     # The first call happens (3 USD): its event settles its hold, and its cost is counted.
-    ingest(
-        call(
-            ts=NOW - timedelta(seconds=5),
-            input_tokens=1_000_000,
-            reservation_id=body["reservation_id"],
-        )
+    happened = call(
+        ts=NOW - timedelta(seconds=5), input_tokens=1_000_000, reservation_id=body["reservation_id"]
     )
+    ingest(happened)
     assert GateCall.objects.get(pk=body["reservation_id"]).settled_at is not None
     assert budget_standing(cap).spent == Decimal("3")
+    gauge = BudgetGauge.objects.get(budget=cap)
+    assert (gauge.spent, gauge.reserved) == (Decimal("3"), Decimal("4.5"))
+    # The same batch again (a retry) neither counts nor gives back twice.
+    assert ingest(happened).accepted == 0
+    gauge.refresh_from_db()
+    assert (gauge.spent, gauge.reserved) == (Decimal("3"), Decimal("4.5"))
     # 3 counted + 4.5 still held + 1.5 (500 k input) = 9: allowed.
     assert ask(gate_client, input_tokens=500_000).status_code == 200
 
 
-def test_an_expired_hold_frees_its_room(gate_client, cap, settings):
+def test_an_expired_hold_frees_its_room_once(gate_client, cap, settings):
     settings.GATE_RESERVATION_SECONDS = 0
-    assert ask(gate_client, input_tokens=3_000_000).status_code == 200  # 9 USD, expires at once
-    assert ask(gate_client, input_tokens=3_000_000).status_code == 200
+    first = ask(gate_client, input_tokens=3_000_000)  # 9 USD, expires at once
+    assert first.status_code == 200
+    # Held until the sweep gives it back (every minute).
+    assert ask(gate_client, input_tokens=3_000_000).status_code == 423
+    assert gate_reservations_expire() == 1
+    assert BudgetGauge.objects.get(budget=cap).reserved == Decimal("0")
+    assert gate_reservations_expire() == 0
+    second = ask(gate_client, input_tokens=3_000_000)
+    assert second.status_code == 200
+    # The first call's llm_call comes late: its spend counts, its hold is not given back again.
+    ingest(call(ts=NOW, input_tokens=1_000_000, reservation_id=first.json()["reservation_id"]))
+    gauge = BudgetGauge.objects.get(budget=cap)
+    assert (gauge.spent, gauge.reserved) == (Decimal("3"), Decimal("9"))
+    assert GateCall.objects.get(pk=first.json()["reservation_id"]).settled_at is None
+
+
+def test_closed_calls_are_forgotten_after_an_hour(gate_client, cap, settings):
+    settings.GATE_RESERVATION_SECONDS = 0
+    ask(gate_client, input_tokens=10)
+    gate_reservations_expire()
+    assert GateCall.objects.count() == 1
+    gate_reservations_expire(now=timezone.now() + timedelta(minutes=59))
+    assert GateCall.objects.count() == 1
+    gate_reservations_expire(now=timezone.now() + timedelta(minutes=61))
+    assert GateCall.objects.count() == 0
+
+
+def test_the_first_call_of_a_new_period_reads_the_period_afresh(agent, cap):
+    ingest(dollars(2))  # 6 USD
+    today = gate_check(agent=agent, request=GateRequest(kind="llm_call", model="test-sonnet-1"))
+    assert today.budgets[0]["spent"] == "6"
+    # Tomorrow the daily cap starts again from nothing: the gauge of yesterday is not trusted.
+    tomorrow = gate_check(
+        agent=agent,
+        request=GateRequest(kind="llm_call", model="test-sonnet-1", input_tokens=1_000_000),
+        now=timezone.now() + timedelta(days=1),
+    )
+    assert tomorrow.status == 200
+    assert tomorrow.budgets[0]["spent"] == "0"
+    assert BudgetGauge.objects.get(budget=cap).spent == Decimal("0")
+
+
+def test_a_halt_committed_after_the_agent_was_loaded_still_refuses(agent, cap):
+    loaded = type(agent).objects.get(pk=agent.pk)
+    agent_halted_set(agent=agent, halted=True, reason="emergency stop by fiona")
+    answer = gate_check(agent=loaded, request=GateRequest(kind="llm_call", model="test-sonnet-1"))
+    assert (answer.status, answer.reason) == (423, "triage-bot is halted: emergency stop by fiona")
+    assert GateCall.objects.count() == 0
+    assert BudgetGauge.objects.get(budget=cap).reserved == Decimal("0")
+
+
+def test_a_resume_with_an_allowance_makes_room_at_the_gate(gate_client, agent, cap, make_person):
+    from apps.budgets.services import budget_resume
+
+    ingest(dollars(4))  # 12 of 10: halted
+    budget_resume(
+        budget=cap, reason="quarter close", by=make_person("fin", "finops"), allowance=Decimal("5")
+    )
+    allowed = ask(gate_client, input_tokens=1_000_000)  # 12 + 3 = 15 of 15
+    assert allowed.status_code == 200, allowed.content
+    assert allowed.json()["budgets"][0]["cap"] == "15"
+    assert ask(gate_client, input_tokens=1_000).status_code == 423
 
 
 def test_a_halted_agent_is_refused_and_resumed_allowed(gate_client, agent, cap):

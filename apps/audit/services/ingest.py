@@ -30,7 +30,7 @@ from apps.audit.services.event_prepare import (
 )
 from apps.audit.services.event_store import events_insert, known_hashes
 from apps.audit.services.ledger import ledger_batch_seal
-from apps.budgets.gate import gate_calls_settle
+from apps.budgets.gate import gate_calls_close
 from apps.budgets.services import Counted, budgets_count
 from apps.costs.services import UsageValues, llm_usage_record
 from apps.fleet.models import Agent
@@ -196,15 +196,15 @@ def _store(
         actions_apply_facts(
             actions=actions, facts=_facts(fresh), agents={e.agent.pk: e.agent for e in fresh}
         )
-        # Counted in this transaction too: a halt lands with the event that crossed the cap.
-        budgets_count(_counted(usages, fresh))
+        # Counted in this transaction too: a halt lands with the event that crossed the cap,
+        # and the gate reservations these llm_calls settle are given back with their spend.
         reservations = [
             e.data["reservation_id"]
             for e in fresh
             if e.event_type == EventType.LLM_CALL and e.data.get("reservation_id")
         ]
-        if reservations:
-            gate_calls_settle(reservations, timezone.now())
+        released = gate_calls_close(reservations, timezone.now()) if reservations else {}
+        budgets_count(_counted(usages, fresh), released=released)
         fresh.sort(key=lambda e: e.index)
         seal = ledger_batch_seal(
             batch_id=batch_id, content_hashes=[e.content_hash for e in fresh], source=source
