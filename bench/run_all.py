@@ -30,6 +30,7 @@ BENCHES = [
     ("policy decision with 200 rules vs one rule", ["policy_bench.py"]),
     ("POST /api/v1/actions at 200 req/s vs GET /api/v1/limits", ["actions_bench.py"]),
     ("POST /api/v1/gate at 300 req/s vs GET /api/v1/limits", ["gate_bench.py"]),
+    ("ingest with 14 budgets counting vs none (the counter update)", ["budget_ingest_bench.py"]),
     ("approval queue page, 5,000 pending vs /healthz and its bare SQL", ["queue_bench.py"]),
     ("SLO list page with 200 SLOs vs /healthz", ["slo_list_bench.py"]),
     ("SLO update: 1,000 new events with 1M vs 10M stored", ["slo_apply_bench.py"]),
