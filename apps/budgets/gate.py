@@ -25,11 +25,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
-from apps.budgets.gauges import gauge_state_stored, gauges_write
-from apps.budgets.models import Budget, BudgetMeasure, BudgetScope, GateCall
+from apps.budgets.gauges import gauge_state_stored, gauges_write, stored_decimal
+from apps.budgets.models import Budget, BudgetGauge, BudgetMeasure, BudgetScope, GateCall
 from apps.budgets.periods import local_day, period_key
+from apps.core.db import pg_cursor
 from apps.costs.models import ModelPrice
 from apps.costs.pricing import MTOK, USD_QUANTUM, PriceBook
 from apps.fleet.models import Agent
@@ -85,14 +87,13 @@ _GAUGES_SQL = (
     " OR (b.scope = 'model' AND %(model)s <> '' AND (b.team_id IS NULL OR b.team_id = %(team)s)))"
     " ORDER BY b.id"
 )
-_HOLD_SQL = "UPDATE budgets_budgetgauge SET reserved = reserved + %s WHERE budget_id = %s"
 # The agent's halt is read again here, after the gauges were locked: a budget halt commits
 # while its ingest holds them, so one committed before this point is seen, and none can land
 # between this check and the commit that grants the call.
 _CALL_SQL = (
     "INSERT INTO budgets_gatecall (reservation_id, agent_id, kind, model, estimated_usd, holds,"
     " created_at, expires_at)"
-    " SELECT %s, id, %s, %s, %s, %s, %s, %s FROM fleet_agent WHERE id = %s AND NOT halted"
+    " SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM fleet_agent WHERE id = %s AND NOT halted"
 )
 
 
@@ -113,6 +114,31 @@ class _Gauge:
     halt_at: Decimal | None
     throttle_per_minute: int | None
     reserved: Decimal
+
+
+def _gauge(row: Sequence[Any]) -> _Gauge:
+    if connection.vendor == "postgresql":
+        return _Gauge(*row)
+    # SQLite hands back dates as text and amounts as numbers.
+    (pk, slug, name, measure, period, rolling, zone, scope, pattern) = row[:9]
+    start, spent, cap, halt_at, throttle, reserved = row[9:15]
+    return _Gauge(
+        pk,
+        slug,
+        name,
+        measure,
+        period,
+        rolling,
+        zone,
+        scope,
+        pattern,
+        date.fromisoformat(start) if isinstance(start, str) else start,
+        stored_decimal(spent),
+        stored_decimal(cap),
+        None if halt_at is None else stored_decimal(halt_at),
+        throttle,
+        stored_decimal(reserved),
+    )
 
 
 class _Refused(Exception):
@@ -157,41 +183,62 @@ def gate_check(*, agent: Agent, request: GateRequest, now: datetime | None = Non
     if agent.halted:
         return GateAnswer(423, "halt", f"{agent.slug} is halted: {agent.halted_reason}")
     try:
+        if connection.vendor == "postgresql":
+            answer = _check_in_one_statement(agent, request, now)
+            if answer is not None:
+                return answer
         with transaction.atomic():
-            return _check(agent, request, now)
+            return _check_locked(agent, request, now)
     except _Refused as refused:
-        # Rolled back: a refused call holds nothing.
+        # Nothing was held: a refusal rolls back, or never wrote.
         return refused.answer
 
 
-def _check(agent: Agent, request: GateRequest, now: datetime) -> GateAnswer:
-    postgres = connection.vendor == "postgresql"
-    provider = request.provider.lower()
-    with connection.cursor() as cursor:
-        if postgres:
-            # A reservation is soft state that expires by itself: its commit need not wait for
-            # the disk (a crash loses only holds, never an event or a counter).
-            cursor.execute("SET LOCAL synchronous_commit = off")
-        cursor.execute(
-            _GAUGES_SQL + (" FOR UPDATE OF g" if postgres else ""),
-            {
-                "agent": agent.pk,
-                "team": agent.team_id,
-                "model": request.model,
-                "provider": provider,
-            },
-        )
-        rows = cursor.fetchall()
-    gauges = [_Gauge(*row[:15]) for row in rows]
+@dataclass
+class _Weighed:
+    gauges: list[_Gauge]
+    estimate_usd: Decimal | None
+    figures: list[dict[str, Any]]
+    # Every gauge weighed and what the call holds of it (0: checked against, holds nothing).
+    weights: list[tuple[_Gauge, Decimal]]
+
+    @property
+    def holds(self) -> dict[int, Decimal]:
+        return {gauge.pk: amount for gauge, amount in self.weights if amount}
+
+
+def _gauges_read(agent: Agent, request: GateRequest, *, lock: bool) -> tuple[list[_Gauge], Any]:
+    """The gauges of the budgets covering the call, and the price table's version."""
+    sql = _GAUGES_SQL + (" FOR UPDATE OF g" if lock else "")
+    params: dict[str, Any] = {
+        "agent": agent.pk,
+        "team": agent.team_id,
+        "model": request.model,
+        "provider": request.provider.lower(),
+    }
+    if connection.vendor == "postgresql":
+        with pg_cursor() as pg:
+            pg.execute(sql, params, prepare=True)
+            rows = pg.fetchall()
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
     gauges = [
         g
-        for g in gauges
+        for g in (_gauge(row[:15]) for row in rows)
         if g.scope != BudgetScope.MODEL or fnmatch.fnmatchcase(request.model, g.model_pattern)
     ]
-    gauges = [_current(g, now) for g in gauges]
+    return gauges, rows[0][15] if rows else None
+
+
+def _weigh_all(
+    agent: Agent, request: GateRequest, gauges: list[_Gauge], price_version: Any, now: datetime
+) -> _Weighed:
     estimate_usd: Decimal | None = Decimal(0)
     if request.kind == "llm_call" and any(g.measure == BudgetMeasure.LLM_USD for g in gauges):
-        estimate_usd = _estimate_usd(request, _price_book(provider, rows[0][15]), now)
+        book = _price_book(request.provider.lower(), price_version)
+        estimate_usd = _estimate_usd(request, book, now)
     elif request.kind == "llm_call" and request.estimated_cost_usd is not None:
         estimate_usd = _estimate_usd(request, PriceBook([]), now)
     figures = [
@@ -204,31 +251,164 @@ def _check(agent: Agent, request: GateRequest, now: datetime) -> GateAnswer:
         }
         for g in gauges
     ]
-    holds = _weigh(agent, request, gauges, estimate_usd, figures, now)
+    weights = _weigh(agent, request, gauges, estimate_usd, figures, now)
+    return _Weighed(gauges, estimate_usd, figures, weights)
+
+
+def _check_locked(agent: Agent, request: GateRequest, now: datetime) -> GateAnswer:
+    """Every database: the gauges locked for the transaction, stale ones written anew."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # A reservation is soft state that expires by itself: its commit need not wait for
+            # the disk (a crash loses only holds, never an event or a counter).
+            cursor.execute("SET LOCAL synchronous_commit = off")
+    locked = connection.features.has_select_for_update
+    gauges, price_version = _gauges_read(agent, request, lock=locked)
+    gauges = [_current(g, now) for g in gauges]
+    weighed = _weigh_all(agent, request, gauges, price_version, now)
+    # Read after the gauges were locked (see _CALL_SQL).
+    halted, reason = Agent.objects.values_list("halted", "halted_reason").get(pk=agent.pk)
+    if halted:
+        raise _Refused(GateAnswer(423, "halt", f"{agent.slug} is halted: {reason}"))
+    for budget_id, amount in weighed.holds.items():
+        BudgetGauge.objects.filter(pk=budget_id).update(reserved=F("reserved") + amount)
+    call = GateCall.objects.create(
+        reservation_id=uuid.uuid4(),
+        agent=agent,
+        kind=request.kind,
+        model=request.model[:200],
+        estimated_usd=weighed.estimate_usd if request.kind == "llm_call" else None,
+        holds={str(pk): str(amount) for pk, amount in weighed.holds.items()},
+        created_at=now,
+        expires_at=now + timedelta(seconds=settings.GATE_RESERVATION_SECONDS),
+    )
+    return _allowed(call.reservation_id, weighed.figures)
+
+
+def _check_in_one_statement(agent: Agent, request: GateRequest, now: datetime) -> GateAnswer | None:
+    """PostgreSQL, the common case: the gauges are read without a lock and the call weighed;
+    then one statement locks them, weighs the call again on what they hold now, adds its holds
+    and records it, or does nothing. Run outside a transaction, its locks last only while the
+    server runs it: callers of a busy budget never wait on another request's Python. None
+    when a gauge is of a past period (the locked path writes it anew)."""
+    gauges, price_version = _gauges_read(agent, request, lock=False)
+    if any(not _is_current(g, now) for g in gauges):
+        return None
+    weighed = _weigh_all(agent, request, gauges, price_version, now)
     reservation_id = uuid.uuid4()
-    expires = now + timedelta(seconds=settings.GATE_RESERVATION_SECONDS)
-    with connection.cursor() as cursor:
-        for budget_id, amount in holds:
-            cursor.execute(_HOLD_SQL, [amount, budget_id])
-        cursor.execute(
-            _CALL_SQL,
-            [
-                reservation_id,
-                request.kind,
-                request.model[:200],
-                estimate_usd if request.kind == "llm_call" else None,
-                json.dumps({str(pk): str(amount) for pk, amount in holds}),
-                now,
-                expires,
-                agent.pk,
-            ],
+    call = _call_params(reservation_id, agent, request, weighed, now)[:-1]
+    # Outside a transaction the statement is its own, and its commit need not wait for the
+    # disk (see _check_locked); inside a caller's transaction that is the caller's to say.
+    quick_commit = not connection.in_atomic_block
+    # Prepared: planned once per connection (the statement's plan costs more than its run).
+    with pg_cursor() as pg:
+        if not weighed.weights:
+            pg.execute(_reserve_sql(0, quick_commit), [*call, agent.pk], prepare=True)
+            if pg.rowcount != 1:
+                raise _Refused(_halted_now(agent))
+            return _allowed(reservation_id, weighed.figures)
+        want = [
+            value
+            for gauge, amount in weighed.weights
+            for value in (gauge.pk, amount, gauge.period_start)
+        ]
+        pg.execute(
+            _reserve_sql(len(weighed.weights), quick_commit),
+            [*want, agent.pk, *call],
+            prepare=True,
         )
-        granted = cursor.rowcount == 1
-    if not granted:
-        halted_reason = (
-            Agent.objects.filter(pk=agent.pk).values_list("halted_reason", flat=True).first()
+        rows = pg.fetchall()
+    granted = bool(rows) and rows[0][-1] == 1
+    if granted:
+        return _allowed(reservation_id, weighed.figures)
+    fresh = {row[0]: row[1:7] for row in rows}
+    now_held = [
+        replace(
+            g,
+            period_start=fresh[g.pk][0],
+            spent=fresh[g.pk][1],
+            cap=fresh[g.pk][2],
+            halt_at=fresh[g.pk][3],
+            throttle_per_minute=fresh[g.pk][4],
+            reserved=fresh[g.pk][5],
         )
-        raise _Refused(GateAnswer(423, "halt", f"{agent.slug} is halted: {halted_reason}"))
+        for g in gauges
+        if g.pk in fresh
+    ]
+    if len(now_held) != len(gauges) or any(not _is_current(g, now) for g in now_held):
+        return None  # a budget changed period or went away meanwhile: weigh it locked
+    # Weighed again on what the gauges held when locked: the refusal says why, in figures.
+    _weigh_all(agent, request, now_held, price_version, now)
+    raise _Refused(_halted_now(agent))
+
+
+def _reserve_sql(budgets: int, quick_commit: bool) -> str:
+    """The statement that weighs and holds against `budgets` locked gauges and records the
+    call (parameters: budget id, amount, period start per gauge; the agent id twice; the
+    call's columns), returning each gauge as it was when locked, whether the call fitted,
+    and whether it was recorded."""
+    quick = ", set_config('synchronous_commit', 'off', true)" if quick_commit else ""
+    if not budgets:
+        return (
+            f"WITH quick AS MATERIALIZED (SELECT 1{quick}) "  # noqa: S608
+            + _CALL_SQL.replace(" FROM fleet_agent WHERE", " FROM fleet_agent, quick WHERE")
+        )
+    values = ", ".join(["(%s::bigint, %s::numeric, %s::date)"] * budgets)
+    return f"""
+WITH want(budget_id, amount, period_start) AS (VALUES {values}),
+locked AS MATERIALIZED (
+    SELECT g.budget_id, g.period_start, g.spent, g.cap, g.halt_at, g.throttle_per_minute,
+           g.reserved
+    FROM budgets_budgetgauge g JOIN want w ON w.budget_id = g.budget_id
+    ORDER BY g.budget_id FOR UPDATE OF g
+),
+verdict AS MATERIALIZED (
+    SELECT (SELECT count(*) FROM locked) = {budgets}
+       AND NOT EXISTS (
+           SELECT 1 FROM locked l JOIN want w ON w.budget_id = l.budget_id
+           WHERE l.period_start IS DISTINCT FROM w.period_start
+              OR (l.halt_at IS NOT NULL AND l.spent + l.reserved + w.amount > l.halt_at))
+       AND NOT EXISTS (SELECT 1 FROM fleet_agent WHERE id = %s AND halted) AS fits{quick}
+),
+held AS (
+    UPDATE budgets_budgetgauge g SET reserved = g.reserved + w.amount
+    FROM want w, verdict v
+    WHERE v.fits AND g.budget_id = w.budget_id AND w.amount <> 0
+    RETURNING g.budget_id
+),
+granted AS (
+    INSERT INTO budgets_gatecall (reservation_id, agent_id, kind, model, estimated_usd, holds,
+                                  created_at, expires_at)
+    SELECT %s, %s, %s, %s, %s, %s, %s, %s FROM verdict v WHERE v.fits
+    RETURNING 1
+)
+SELECT l.budget_id, l.period_start, l.spent, l.cap, l.halt_at, l.throttle_per_minute,
+       l.reserved, (SELECT count(*) FROM granted)
+FROM locked l ORDER BY l.budget_id"""  # noqa: S608
+
+
+def _call_params(
+    reservation_id: uuid.UUID,
+    agent: Agent,
+    request: GateRequest,
+    weighed: _Weighed,
+    now: datetime,
+) -> list[Any]:
+    """_CALL_SQL's parameters, the agent's id last."""
+    return [
+        reservation_id,
+        agent.pk,
+        request.kind,
+        request.model[:200],
+        weighed.estimate_usd if request.kind == "llm_call" else None,
+        json.dumps({str(pk): str(amount) for pk, amount in weighed.holds.items()}),
+        now,
+        now + timedelta(seconds=settings.GATE_RESERVATION_SECONDS),
+        agent.pk,
+    ]
+
+
+def _allowed(reservation_id: uuid.UUID, figures: list[dict[str, Any]]) -> GateAnswer:
     return GateAnswer(
         200,
         "allow",
@@ -238,11 +418,20 @@ def _check(agent: Agent, request: GateRequest, now: datetime) -> GateAnswer:
     )
 
 
+def _halted_now(agent: Agent) -> GateAnswer:
+    reason = Agent.objects.filter(pk=agent.pk).values_list("halted_reason", flat=True).first()
+    return GateAnswer(423, "halt", f"{agent.slug} is halted: {reason}")
+
+
+def _is_current(gauge: _Gauge, now: datetime) -> bool:
+    today = local_day(now, gauge.time_zone)
+    return gauge.period_start == period_key(gauge.period, gauge.rolling_days, today)
+
+
 def _current(gauge: _Gauge, now: datetime) -> _Gauge:
     """The gauge itself when it is of the current period; else written anew from what is
     stored (the first call of a period, or of a budget's life), under the lock held."""
-    today = local_day(now, gauge.time_zone)
-    if gauge.period_start == period_key(gauge.period, gauge.rolling_days, today):
+    if _is_current(gauge, now):
         return gauge
     budget = Budget.objects.prefetch_related("thresholds").get(pk=gauge.pk)
     state = gauge_state_stored(budget, now)
@@ -264,11 +453,11 @@ def _weigh(
     estimate_usd: Decimal | None,
     figures: list[dict[str, Any]],
     now: datetime,
-) -> list[tuple[int, Decimal]]:
-    """What the call holds of each budget; raises _Refused with the answer when it may not
-    go ahead."""
+) -> list[tuple[_Gauge, Decimal]]:
+    """Each budget the call is weighed against and what it holds of it; raises _Refused with
+    the answer when the call may not go ahead."""
     estimate_tokens = Decimal(request.input_tokens + request.max_tokens)
-    holds: list[tuple[int, Decimal]] = []
+    weights: list[tuple[_Gauge, Decimal]] = []
     for gauge in gauges:
         if gauge.throttle_per_minute:
             _throttle(agent, gauge, figures, now)
@@ -303,9 +492,8 @@ def _weigh(
                     budgets=figures,
                 )
             )
-        if amount:
-            holds.append((gauge.pk, amount))
-    return holds
+        weights.append((gauge, amount))
+    return weights
 
 
 def _throttle(agent: Agent, gauge: _Gauge, figures: list[dict[str, Any]], now: datetime) -> None:

@@ -9,11 +9,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 from django.db.models import Sum
 
 from apps.budgets.models import (
+    AMOUNT_PLACES,
     Budget,
     BudgetAllowance,
     BudgetCrossing,
@@ -23,6 +25,16 @@ from apps.budgets.models import (
     ThresholdAction,
 )
 from apps.budgets.periods import local_day, period_days, period_key
+
+AMOUNT_QUANTUM = Decimal(1).scaleb(-AMOUNT_PLACES)
+
+
+def stored_decimal(value: Any) -> Decimal:
+    """A stored amount read without the ORM: SQLite hands back ints and floats, the latter
+    rounded here to the counters' precision rather than carried with their binary noise."""
+    if isinstance(value, float):
+        return Decimal(repr(value)).quantize(AMOUNT_QUANTUM)
+    return Decimal(value)
 
 
 @dataclass(frozen=True)
@@ -84,51 +96,63 @@ def gauge_state_stored(budget: Budget, now: datetime) -> GaugeState:
 
 
 _TABLE = BudgetGauge._meta.db_table
+# One statement for every kind of change, so a transaction's gauge writes go out together
+# (psycopg pipelines executemany) and in id order (the lock order). A state is written whole;
+# a period total alone is written only if the gauge is of that period (else the gate reads the
+# period afresh); what comes back from closed reservations is given back either way.
 _WRITE_SQL = (
-    f"UPDATE {_TABLE} SET period_start = %s, spent = %s, cap = %s, halt_at = %s,"  # noqa: S608
-    " throttle_per_minute = %s,"
-    " reserved = CASE WHEN reserved > %s THEN reserved - %s ELSE 0 END WHERE budget_id = %s"
-)
-_RELEASE_SQL = (
-    f"UPDATE {_TABLE} SET reserved = CASE WHEN reserved > %s THEN reserved - %s ELSE 0 END"  # noqa: S608
-    " WHERE budget_id = %s"
+    f"UPDATE {_TABLE} SET"  # noqa: S608
+    " period_start = CASE WHEN %(whole)s THEN %(period_start)s ELSE period_start END,"
+    " spent = CASE WHEN %(whole)s OR period_start = %(period_start)s"
+    " THEN COALESCE(%(spent)s, spent) ELSE spent END,"
+    " cap = CASE WHEN %(whole)s THEN %(cap)s ELSE cap END,"
+    " halt_at = CASE WHEN %(whole)s THEN %(halt_at)s ELSE halt_at END,"
+    " throttle_per_minute = CASE WHEN %(whole)s THEN %(throttle)s ELSE throttle_per_minute END,"
+    " reserved = CASE WHEN reserved > %(back)s THEN reserved - %(back)s ELSE 0 END"
+    " WHERE budget_id = %(budget_id)s"
 )
 
 
 def gauges_write(
-    states: Sequence[GaugeState], released: Mapping[int, Decimal] | None = None
+    states: Sequence[GaugeState],
+    released: Mapping[int, Decimal] | None = None,
+    spent: Mapping[int, tuple[date, Decimal]] | None = None,
 ) -> None:
-    """Writes gauges and gives back released reservations, one row at a time in id order
-    (the lock order). A gauge row missing (a budget made with bulk_create) is created."""
+    """Writes whole gauges (`states`), period totals alone (`spent`: {budget id: (period start,
+    total)}) and gives back closed reservations (`released`), in id order (the lock order).
+    A gauge row missing (a budget made with bulk_create) is created."""
     released = released or {}
-    by_id = {s.budget_id: s for s in states}
-    missing = set(by_id) - set(
-        BudgetGauge.objects.filter(budget_id__in=list(by_id)).values_list("budget_id", flat=True)
-    )
-    if missing:
-        BudgetGauge.objects.bulk_create(
-            [BudgetGauge(budget_id=pk) for pk in sorted(missing)], ignore_conflicts=True
+    spent = spent or {}
+    whole = {s.budget_id: s for s in states}
+    if whole:
+        present = BudgetGauge.objects.filter(budget_id__in=list(whole)).values_list(
+            "budget_id", flat=True
         )
-    with connection.cursor() as cursor:
-        for budget_id in sorted(set(by_id) | set(released)):
-            back = released.get(budget_id, Decimal(0))
-            state = by_id.get(budget_id)
-            if state is None:
-                cursor.execute(_RELEASE_SQL, [back, back, budget_id])
-                continue
-            cursor.execute(
-                _WRITE_SQL,
-                [
-                    state.period_start,
-                    state.spent,
-                    state.cap,
-                    state.halt_at,
-                    state.throttle_per_minute,
-                    back,
-                    back,
-                    budget_id,
-                ],
+        if missing := set(whole) - set(present):
+            BudgetGauge.objects.bulk_create(
+                [BudgetGauge(budget_id=pk) for pk in sorted(missing)], ignore_conflicts=True
             )
+    rows = []
+    for budget_id in sorted(set(whole) | set(released) | set(spent)):
+        state = whole.get(budget_id)
+        key, total = (
+            (state.period_start, state.spent) if state else spent.get(budget_id, (None, None))
+        )
+        rows.append(
+            {
+                "budget_id": budget_id,
+                "whole": state is not None,
+                "period_start": key,
+                "spent": total,
+                "cap": state.cap if state else None,
+                "halt_at": state.halt_at if state else None,
+                "throttle": state.throttle_per_minute if state else None,
+                "back": released.get(budget_id, Decimal(0)),
+            }
+        )
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(_WRITE_SQL, rows)
 
 
 def gauges_refresh(budgets: Iterable[Budget], now: datetime) -> None:

@@ -30,6 +30,7 @@ from apps.budgets.gauges import (
     gauge_state,
     gauges_refresh,
     gauges_write,
+    stored_decimal,
 )
 from apps.budgets.models import (
     DEFAULT_THRESHOLDS,
@@ -120,14 +121,24 @@ class _Coverage:
     model_pattern: str
     measure: str
     time_zone: str
+    period: str
+    rolling_days: int | None
 
 
 # The measures are this module's constants, never input.
 _COVERAGE_SQL = (
-    "SELECT id, scope, team_id, agent_id, model_pattern, measure, time_zone"  # noqa: S608
-    " FROM budgets_budget WHERE active AND measure IN ("
+    "SELECT id, scope, team_id, agent_id, model_pattern, measure, time_zone, period,"  # noqa: S608
+    " rolling_days FROM budgets_budget WHERE active AND measure IN ("
     + ", ".join(f"'{m.value}'" for m in EVENT_MEASURES)
     + ")"
+)
+# Per budget counting, read under its lock: its cap, its lowest threshold and the period's total.
+_STANDING_SQL = (
+    "SELECT b.id, b.cap,"
+    " (SELECT min(t.percent) FROM budgets_budgetthreshold t WHERE t.budget_id = b.id),"
+    " (SELECT sum(d.amount) FROM budgets_budgetday d"
+    "  WHERE d.budget_id = b.id AND d.day >= p.first_day AND d.day <= p.last_day)"
+    " FROM budgets_budget b JOIN ({periods}) p ON p.budget_id = b.id"
 )
 
 
@@ -162,19 +173,23 @@ def budgets_count(
                 pushers[budget.pk] = item.agent_id
     if not increments and not released:
         return []
-    counting = list(Budget.objects.filter(pk__in=increments).prefetch_related("thresholds"))
+    counting = [b for b in budgets if b.pk in increments]
     return _apply(counting, increments, pushers, released, now or timezone.now())
 
 
 def _apply(
-    budgets: list[Budget],
+    budgets: list[_Coverage],
     increments: dict[int, dict[date, Decimal]],
     pushers: dict[int, int],
     released: Mapping[int, Decimal],
     now: datetime,
 ) -> list[BudgetCrossing]:
+    """Five statements a batch in the common case (lock, add the days, read the totals, write
+    the gauges); a budget whose total reaches its lowest threshold is loaded whole and its
+    thresholds weighed."""
     crossings: list[BudgetCrossing] = []
-    gauges: list[GaugeState] = []
+    whole: list[GaugeState] = []
+    totals: dict[int, tuple[date, Decimal]] = {}
     with transaction.atomic(savepoint=False):
         # The budgets whose reservations come back are locked too: every gauge this
         # transaction writes is written after all its budget locks (the lock order).
@@ -182,22 +197,49 @@ def _apply(
         if connection.features.has_select_for_update:
             list(Budget.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
         _days_add(increments)
-        for budget in sorted(budgets, key=lambda b: b.pk):
+        periods: dict[int, tuple[date, date, date]] = {}
+        for budget in budgets:
             today = local_day(now, budget.time_zone)
             first, last = period_days(budget.period, budget.rolling_days, today)
-            added = sum(
-                (v for d, v in increments[budget.pk].items() if first <= d <= last), Decimal(0)
-            )
-            if not added:
-                continue  # late events of a past period: counted there, nothing to act on
-            after = BudgetDay.objects.filter(
-                budget=budget, day__gte=first, day__lte=last
-            ).aggregate(s=Sum("amount"))["s"] or Decimal(0)
-            crossed, gauge = _cross(budget, today, after, pushers[budget.pk], now)
+            if any(first <= d <= last for d in increments[budget.pk]):
+                periods[budget.pk] = (first, last, today)
+            # else: late events of a past period: counted there, nothing to act on
+        for budget_id, cap, lowest, after in _standings(periods):
+            first, last, today = periods[budget_id]
+            # Allowances only add room: under the lowest threshold of the bare cap, none fires.
+            if lowest is None or after < cap * lowest / 100:
+                budget = next(b for b in budgets if b.pk == budget_id)
+                totals[budget_id] = (period_key(budget.period, budget.rolling_days, today), after)
+                continue
+            loaded = Budget.objects.prefetch_related("thresholds").get(pk=budget_id)
+            crossed, gauge = _cross(loaded, today, after, pushers[budget_id], now)
             crossings += crossed
-            gauges.append(gauge)
-        gauges_write(gauges, released)
+            whole.append(gauge)
+        gauges_write(whole, released, totals)
     return crossings
+
+
+def _standings(
+    periods: Mapping[int, tuple[date, date, date]],
+) -> list[tuple[int, Decimal, Decimal | None, Decimal]]:
+    """(budget id, cap, lowest threshold percent, the period's total) of each budget."""
+    if not periods:
+        return []
+    rows = " UNION ALL ".join(
+        ["SELECT %s AS budget_id, %s AS first_day, %s AS last_day"] * len(periods)
+    )
+    params = [v for pk, (first, last, _) in sorted(periods.items()) for v in (pk, first, last)]
+    with connection.cursor() as cursor:
+        cursor.execute(_STANDING_SQL.format(periods=rows), params)
+        return [
+            (
+                pk,
+                stored_decimal(cap),
+                None if low is None else stored_decimal(low),
+                stored_decimal(total or 0),
+            )
+            for pk, cap, low, total in cursor.fetchall()
+        ]
 
 
 def _days_add(increments: dict[int, dict[date, Decimal]]) -> None:

@@ -55,14 +55,6 @@ class Migration(migrations.Migration):
                 ),
             ],
         ),
-        migrations.RemoveField(
-            model_name="gatehold",
-            name="budget",
-        ),
-        migrations.RemoveField(
-            model_name="gatehold",
-            name="call",
-        ),
         migrations.AddField(
             model_name="gatecall",
             name="holds",
