@@ -68,9 +68,21 @@ class _Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class _Throttled(exceptions.APIException):
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "throttled"
+
+    def __init__(self, message: str, wait: int) -> None:
+        super().__init__(message)
+        # DRF's handler turns `wait` into the Retry-After header.
+        self.wait = wait
+
+
 def _raise(exc: ProposalRejected) -> None:
     if exc.status == 423:
         raise _Locked(exc.message)
+    if exc.status == 429:
+        raise _Throttled(exc.message, exc.retry_after or 1)
     if exc.status == 409:
         raise _Conflict(exc.message)
     raise exceptions.ValidationError(exc.detail or {"non_field_errors": [exc.message]})
@@ -86,7 +98,8 @@ class ActionProposeView(APIView):
             "Evaluates the active policy, the agent's autonomy mode and its halted state. "
             "`approved`: run it now. `pending_approval`: wait (poll GET with ?wait=). "
             "`denied`: never. `recorded`: observe mode, never run. The same action_id with the "
-            "same arguments returns the same answer (200); other arguments give 409."
+            "same arguments returns the same answer (200); other arguments give 409. A halted "
+            "agent gets 423; one over a fired budget throttle gets 429 with `Retry-After`."
         ),
         request={"application/json": {"$ref": "#/components/schemas/ProposalIn"}},
         responses={
@@ -95,7 +108,25 @@ class ActionProposeView(APIView):
             400: OpenApiResponse(description="The proposal is not valid (errors per field)."),
             409: OpenApiResponse(description="The action_id was proposed with other arguments."),
             423: OpenApiResponse(description="The agent is halted."),
+            429: OpenApiResponse(
+                description=(
+                    "Throttled: a throttle threshold of an active budget covering the agent "
+                    "(measuring actions or cloud spend) has fired this period, and the agent "
+                    "proposed its `per_minute` or more actions in the last 60 s. The message "
+                    "names the budget and the limit; `Retry-After` gives the seconds until one "
+                    "more fits. A retry of an already stored action_id is still answered."
+                )
+            ),
         },
+        parameters=[
+            OpenApiParameter(
+                "Retry-After",
+                int,
+                location=OpenApiParameter.HEADER,
+                response=[429],
+                description="Seconds until a proposal fits under the budget's throttle.",
+            )
+        ],
         tags=["actions"],
     )
     def post(self, request: Request) -> Response:

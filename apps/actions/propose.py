@@ -22,6 +22,7 @@ from apps.audit.models import EventSource
 from apps.audit.schemas import ProposalData
 from apps.audit.services.event_prepare import msgspec_errors
 from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
+from apps.budgets.selectors import proposal_throttle
 from apps.chatops.hooks import action_pending_announce
 from apps.core.db import pg_cursor
 from apps.fleet.models import Agent
@@ -65,11 +66,14 @@ def proposal_schema_components() -> dict[str, Any]:
 
 
 class ProposalRejected(Exception):
-    def __init__(self, status: int, message: str, detail: Any = None) -> None:
+    def __init__(
+        self, status: int, message: str, detail: Any = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.detail = detail
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -161,7 +165,8 @@ def action_propose(
     *, agent: Agent, proposal: ProposalIn, now: datetime | None = None
 ) -> ProposalAnswer:
     """Decides a proposal once: a retry with the same arguments gets the same answer, other
-    arguments under the same action_id get 409, a halted agent gets 423."""
+    arguments under the same action_id get 409, a halted agent gets 423, and one over a fired
+    throttle of a budget covering it gets 429 (a retry of a stored proposal is answered)."""
     data = msgspec.to_builtins(proposal)
     arguments = {k: data[k] for k in ProposalData.__struct_fields__ if k in data}
     with transaction.atomic():
@@ -177,6 +182,16 @@ def action_propose(
             existing.agent_id != agent.pk or existing.proposal_event_id is not None
         ):
             return _repeat_answer(existing, agent=agent, arguments=arguments)
+        throttle = proposal_throttle(agent, now)
+        if throttle is not None:
+            # A twin of this proposal may have committed since the lookup above: a retry is
+            # answered, not throttled.
+            stored = action_locked(proposal.action_id)
+            if stored is not None and (
+                stored.agent_id != agent.pk or stored.proposal_event_id is not None
+            ):
+                return _repeat_answer(stored, agent=agent, arguments=arguments)
+            raise ProposalRejected(429, throttle.message(agent), retry_after=throttle.retry_after)
         action = existing or Action(action_id=proposal.action_id, agent_id=agent.pk, updated_at=now)
         locked = {proposal.action_id: action}
         evaluated = Proposal(

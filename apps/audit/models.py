@@ -180,3 +180,27 @@ class LedgerVerification(models.Model):
 
     def __str__(self) -> str:
         return f"verification {self.started_at:%Y-%m-%d %H:%M} ok={self.ok}"
+
+
+class ChangeRecord(models.Model):
+    """A person's change to a setting that belongs to no agent (a budget): who, when, and each
+    field's old and new value. The audit log's events are all tied to an agent, so these are
+    kept here, append-only like them (PostgreSQL refuses UPDATE and DELETE)."""
+
+    subject_type = models.CharField(max_length=32)
+    # No foreign key: the record outlives what it describes.
+    subject_id = models.PositiveBigIntegerField()
+    subject = models.CharField(max_length=200, help_text="Its slug or name at the time.")
+    op = models.CharField(max_length=16, help_text="created, changed, deactivated, reactivated")
+    by = models.CharField(max_length=150, blank=True, help_text="Username; blank for opsdash.")
+    at = models.DateTimeField(default=timezone.now)
+    changes = models.JSONField(default=dict, help_text="{field: [old, new]}")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["subject_type", "subject_id", "-at", "-id"], name="change_subject")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject_type} {self.subject} {self.op} by {self.by or 'opsdash'}"

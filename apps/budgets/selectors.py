@@ -1,17 +1,21 @@
-"""Reads of budgets: where each stands in its current period."""
+"""Reads of budgets: where each stands in its current period, and the throttle on proposals."""
 
+import math
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
 from apps.budgets.gauges import effective_cap
-from apps.budgets.models import Budget, BudgetCrossing, BudgetDay
+from apps.budgets.models import Budget, BudgetCrossing, BudgetDay, BudgetMeasure, ThresholdAction
 from apps.budgets.periods import local_day, period_days, period_key
+from apps.core.db import pg_cursor
+from apps.fleet.models import Agent
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,25 @@ def budget_standing(budget: Budget, now: datetime | None = None) -> BudgetStandi
 
 def budget_crossings(budget: Budget, limit: int = 100) -> list[BudgetCrossing]:
     return list(BudgetCrossing.objects.filter(budget=budget).order_by("-crossed_at")[:limit])
+
+
+@dataclass(frozen=True)
+class BudgetChange:
+    at: datetime
+    by: str  # username, blank for opsdash itself (a seed)
+    op: str  # created | changed | deactivated | reactivated
+    lines: list[str]  # one per field: "cap 10 → 20"
+
+
+def budget_changes(budget: Budget, limit: int = 100) -> list[BudgetChange]:
+    """Who changed the budget's definition, when and how, newest first."""
+    from apps.audit.models import ChangeRecord
+    from apps.budgets.history import SUBJECT, change_lines
+
+    records = ChangeRecord.objects.filter(subject_type=SUBJECT, subject_id=budget.pk).order_by(
+        "-at", "-id"
+    )[:limit]
+    return [BudgetChange(at=r.at, by=r.by, op=r.op, lines=change_lines(r)) for r in records]
 
 
 # The burn a forecast extrapolates: the last week of the period, or all of it if shorter.
@@ -152,3 +175,103 @@ def budget_chart(
             "legend": {"orientation": "h"},
         },
     }
+
+
+# The measures proposals drive (the gate throttles LLM spend, tokens and energy).
+PROPOSAL_MEASURES = (BudgetMeasure.ACTIONS, BudgetMeasure.CLOUD_COST)
+THROTTLE_WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """A fired throttle that an agent's next proposal would exceed."""
+
+    budget: str  # slug
+    budget_name: str
+    per_minute: int
+    retry_after: int  # whole seconds until a proposal fits in the window again
+
+    def message(self, agent: Agent) -> str:
+        return (
+            f"Budget {self.budget_name} ({self.budget}) is throttled: at most {self.per_minute} "
+            f"action{'s' if self.per_minute != 1 else ''} a minute per agent, and {agent.slug} "
+            f"proposed {self.per_minute} in the last 60 s. Retry in {self.retry_after} s."
+        )
+
+
+# Fired throttles of the active budgets covering one agent, with their rates. A model budget
+# never covers a proposal (it has no model). Crossings are read per budget through the unique
+# key's (budget, period_start) prefix, bounded to the days that can still name a current
+# period (a local day is the UTC day or one either side): the exact test is in Python.
+_FIRED_THROTTLES_SQL = (
+    "SELECT b.slug, b.name, b.period, b.rolling_days, b.time_zone, c.period_start, t.per_minute"
+    " FROM budgets_budget b"
+    " JOIN budgets_budgetcrossing c ON c.budget_id = b.id AND c.action = %(throttle)s"
+    " AND c.period_start >= %(month)s AND c.period_start <= %(last)s"
+    " AND c.period_start >= CASE b.period WHEN 'monthly' THEN %(month)s"
+    " WHEN 'weekly' THEN %(week)s ELSE %(day)s END"
+    " JOIN budgets_budgetthreshold t ON t.budget_id = b.id AND t.action = %(throttle)s"
+    " AND t.percent = c.percent AND t.per_minute > 0"
+    " WHERE b.active AND b.measure IN (%(actions)s, %(cloud)s)"
+    " AND (b.scope = 'global' OR (b.scope = 'team' AND b.team_id = %(team)s)"
+    " OR (b.scope = 'agent' AND b.agent_id = %(agent)s))"
+)
+# The newest proposals of one agent in the window (index action_agent: agent, -proposed_at).
+_RECENT_PROPOSALS_SQL = (
+    "SELECT proposed_at FROM actions_action WHERE agent_id = %(agent)s"
+    " AND proposed_at > %(since)s ORDER BY proposed_at DESC LIMIT %(limit)s"
+)
+
+
+def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    if connection.vendor == "postgresql":
+        with pg_cursor() as pg:
+            pg.execute(sql, params, prepare=True)
+            return pg.fetchall()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def proposal_throttle(agent: Agent, now: datetime) -> Throttle | None:
+    """The throttle that refuses the agent's next proposal, or None.
+
+    A throttle threshold of an active actions or cloud-spend budget covering the agent that
+    has fired in the budget's current period allows `per_minute` proposals per agent in any
+    60 s. One query when nothing is throttled (the usual case); two when something is."""
+    utc_day = now.astimezone(UTC).date()
+    fired = _fetch(
+        _FIRED_THROTTLES_SQL,
+        {
+            "throttle": ThresholdAction.THROTTLE.value,
+            "month": utc_day - timedelta(days=31),
+            "week": utc_day - timedelta(days=7),
+            "day": utc_day - timedelta(days=1),
+            "last": utc_day + timedelta(days=1),
+            "actions": PROPOSAL_MEASURES[0].value,
+            "cloud": PROPOSAL_MEASURES[1].value,
+            "team": agent.team_id,
+            "agent": agent.pk,
+        },
+    )
+    limits: dict[str, tuple[int, str]] = {}
+    for slug, name, period, rolling_days, zone, period_start, per_minute in fired:
+        if period_start != period_key(period, rolling_days, local_day(now, zone)):
+            continue  # fired in an earlier period
+        if slug not in limits or per_minute < limits[slug][0]:
+            limits[slug] = (per_minute, name)
+    if not limits:
+        return None
+    # The lowest rate refuses first and longest: the window must drop below it.
+    slug, (per_minute, name) = min(limits.items(), key=lambda item: (item[1][0], item[0]))
+    recent = _fetch(
+        _RECENT_PROPOSALS_SQL,
+        {"agent": agent.pk, "since": now - THROTTLE_WINDOW, "limit": per_minute},
+    )
+    if len(recent) < per_minute:
+        return None
+    # One more fits once the oldest of the newest `per_minute` leaves the window.
+    wait = (recent[-1][0] + THROTTLE_WINDOW - now).total_seconds()
+    return Throttle(
+        budget=slug, budget_name=name, per_minute=per_minute, retry_after=max(math.ceil(wait), 1)
+    )

@@ -428,6 +428,8 @@ def budget_create(
     by: Any = None,
 ) -> Budget:
     """A budget and its thresholds ((percent, action, per_minute); the defaults when None)."""
+    from apps.budgets.history import budget_change_record
+
     with transaction.atomic():
         budget = Budget.objects.create(
             slug=slug,
@@ -455,6 +457,7 @@ def budget_create(
                 for p, a, n in chosen
             ]
         )
+        budget_change_record(budget, None, by)
     budget_recount(budget)
     return budget
 
@@ -606,9 +609,12 @@ def budgets_forecast_alert(now: datetime | None = None) -> int:
 
 def budget_save(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
     """Creates or replaces a budget from validated BudgetIn data (the API and the form)."""
+    from apps.budgets.history import budget_before, budget_change_record
+
     thresholds = data.pop("thresholds", None)
     try:
         with transaction.atomic():
+            before = budget_before(budget)
             if budget is None:
                 budget = Budget(created_by=by if getattr(by, "pk", None) else None)
             for name, value in data.items():
@@ -624,6 +630,7 @@ def budget_save(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
                 BudgetThreshold.objects.bulk_create(
                     [BudgetThreshold(budget=budget, **t) for t in chosen]
                 )
+            budget_change_record(budget, before, by)
     except IntegrityError as exc:
         raise ValidationError({"slug": ["A budget with this slug exists."]}) from exc
     budget_recount(budget)

@@ -19,6 +19,7 @@ from apps.budgets.models import (
     ThresholdAction,
 )
 from apps.budgets.selectors import (
+    budget_changes,
     budget_chart,
     budget_crossings,
     budget_forecast,
@@ -63,6 +64,7 @@ def budget_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "forecast": forecast,
             "chart": budget_chart(standing, forecast),
             "crossings": budget_crossings(budget),
+            "changes": budget_changes(budget),
             "agents": agents,
             "halted_here": [a for a in agents if a.halted],
             "can_edit": has_role(request.user, FINOPS),
