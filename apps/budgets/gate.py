@@ -36,7 +36,10 @@ from apps.costs.models import ModelPrice
 from apps.costs.pricing import MTOK, USD_QUANTUM, PriceBook
 from apps.fleet.models import Agent
 
-GATED_MEASURES = (BudgetMeasure.LLM_USD, BudgetMeasure.TOKENS)
+# The measures an LLM call moves. Spend and tokens hold the call's maximum; energy has no
+# estimate before the call, so an energy budget is weighed (its throttle, its halting cap
+# already passed) but holds nothing.
+GATED_MEASURES = (BudgetMeasure.LLM_USD, BudgetMeasure.TOKENS, BudgetMeasure.ENERGY_WH)
 # How long a closed call is kept after its reservation would have expired: long past any
 # throttle window, long enough to read what happened to a call.
 GATE_CALLS_KEPT = timedelta(hours=1)
@@ -477,8 +480,10 @@ def _weigh(
                     )
                 )
             amount = estimate_usd
-        else:
+        elif gauge.measure == BudgetMeasure.TOKENS:
             amount = estimate_tokens
+        else:
+            amount = Decimal(0)
         if gauge.halt_at is not None and gauge.spent + gauge.reserved + amount > gauge.halt_at:
             raise _Refused(
                 GateAnswer(
@@ -498,13 +503,14 @@ def _weigh(
 
 def _throttle(agent: Agent, gauge: _Gauge, figures: list[dict[str, Any]], now: datetime) -> None:
     limit = gauge.throttle_per_minute or 0
-    recent = list(
+    newest = list(
         GateCall.objects.filter(agent=agent, created_at__gt=now - timedelta(minutes=1))
-        .order_by("created_at")
+        .order_by("-created_at")
         .values_list("created_at", flat=True)[:limit]
     )
-    if len(recent) >= limit:
-        wait = math.ceil((recent[0] + timedelta(minutes=1) - now).total_seconds())
+    if len(newest) >= limit:
+        # One more fits once the limit-th newest call leaves the minute.
+        wait = math.ceil((newest[-1] + timedelta(minutes=1) - now).total_seconds())
         raise _Refused(
             GateAnswer(
                 429,

@@ -479,8 +479,11 @@ def budget_resume(
 
     if not reason.strip():
         raise ValueError("Say why the agents may run again.")
+    from apps.budgets.history import budget_before, budget_change_record
+
     now = now or timezone.now()
     with transaction.atomic():
+        before = budget_before(budget)
         locked = Budget.objects.select_for_update().get(pk=budget.pk)
         today = local_day(now, locked.time_zone)
         key = period_key(locked.period, locked.rolling_days, today)
@@ -498,6 +501,7 @@ def budget_resume(
         locked.updated_at = now
         locked.save(update_fields=["cap", "epoch", "updated_at"])
         gauges_refresh([locked], now)
+        budget_change_record(locked, before, by, at=now)  # a raised cap is a change of the budget
         resumed = [a for a in agents_in_scope(locked) if a.halted]
         who = getattr(by, "username", "") or str(by or "")
         for agent in resumed:

@@ -215,3 +215,43 @@ def test_only_agent_tokens_with_the_gate_scope_may_ask(agent, agent_client, clie
     assert (
         client.post("/api/v1/gate", data="{}", content_type="application/json").status_code == 403
     )
+
+
+def test_throttled_calls_are_told_when_one_more_fits(agent, cap):
+    BudgetThreshold.objects.filter(budget=cap, action="throttle").update(per_minute=2)
+    ingest(dollars(3))  # 9 of 10: 90 % throttle fires
+    start = timezone.now()
+    tool = GateRequest(kind="tool_call")
+
+    def at(seconds: int) -> Any:
+        return gate_check(agent=agent, request=tool, now=start + timedelta(seconds=seconds))
+
+    assert at(0).status == 200
+    assert at(20).status == 200
+    refused = at(30)
+    # The call at 0 leaves the minute at 60: one more fits in 30 s.
+    assert (refused.status, refused.retry_after) == (429, 30)
+    assert refused.reason == "Budget Triage daily LLM is throttled to 2 calls a minute per agent."
+    assert at(61).status == 200
+    assert (at(62).status, at(62).retry_after) == (429, 18)  # the call at 20 leaves at 80
+
+
+def test_an_energy_budget_past_its_halt_refuses_llm_calls(agent, cap):
+    from apps.budgets.models import BudgetDay
+
+    watts = budget_create(
+        slug="triage-energy",
+        name="Triage energy",
+        scope="agent",
+        agent=agent,
+        measure="energy_wh",
+        period="daily",
+        cap=Decimal("100"),
+    )
+    BudgetDay.objects.create(budget=watts, day=timezone.now().date(), amount=Decimal("101"))
+    BudgetGauge.objects.filter(budget=watts).update(period_start=None)  # read afresh
+    answer = gate_check(
+        agent=agent, request=GateRequest(kind="llm_call", model="test-sonnet-1", input_tokens=10)
+    )
+    assert (answer.status, answer.budget) == (423, "triage-energy")
+    assert "101 counted + 0 reserved + 0 for this call > 100" in answer.reason
