@@ -12,7 +12,14 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from apps.budgets.gauges import effective_cap
-from apps.budgets.models import Budget, BudgetCrossing, BudgetDay, BudgetMeasure, ThresholdAction
+from apps.budgets.models import (
+    Budget,
+    BudgetCrossing,
+    BudgetDay,
+    BudgetGauge,
+    BudgetMeasure,
+    ThresholdAction,
+)
 from apps.budgets.periods import local_day, period_days, period_key
 from apps.core.db import pg_cursor
 from apps.fleet.models import Agent
@@ -39,6 +46,15 @@ def budget_standing(budget: Budget, now: datetime | None = None) -> BudgetStandi
     )["s"] or Decimal(0)
     cap = effective_cap(budget, period_key(budget.period, budget.rolling_days, today))
     return BudgetStanding(budget=budget, first_day=first, last_day=last, spent=spent, cap=cap)
+
+
+def budget_reserved(budget: Budget) -> Decimal | None:
+    """What gate calls in flight hold of the budget (None: the gate does not hold for its
+    measure)."""
+    if budget.measure not in (BudgetMeasure.LLM_USD, BudgetMeasure.TOKENS):
+        return None
+    held = BudgetGauge.objects.filter(budget=budget).values_list("reserved", flat=True).first()
+    return held or Decimal(0)
 
 
 def budget_crossings(budget: Budget, limit: int = 100) -> list[BudgetCrossing]:
@@ -112,28 +128,38 @@ def budget_forecast(standing: BudgetStanding, now: datetime | None = None) -> Fo
 def budget_chart(
     standing: BudgetStanding, forecast: Forecast, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Cumulative count over the period's days, the cap and thresholds, and the forecast."""
+    """Cumulative count over the period (in the budget's local time: each past day's total at
+    its end, today's at this moment), the thresholds, and the forecast to the period's end."""
     budget = standing.budget
-    today = local_day(now or timezone.now(), budget.time_zone)
+    local_now = (now or timezone.now()).astimezone(ZoneInfo(budget.time_zone))
+    today = local_now.date()
     days = budget_days(budget, standing.first_day, standing.last_day)
-    x: list[str] = []
-    y: list[float] = []
+
+    def midnight(day: date) -> str:
+        return f"{day.isoformat()} 00:00"
+
+    moment = local_now.strftime("%Y-%m-%d %H:%M:%S")
+    x: list[str] = [midnight(standing.first_day)]
+    y: list[float] = [0.0]
     total = Decimal(0)
     day = standing.first_day
-    while day <= min(today, standing.last_day):
+    while day < min(today, standing.last_day + timedelta(days=1)):
         total += days.get(day, Decimal(0))
-        x.append(day.isoformat())
+        x.append(midnight(day + timedelta(days=1)))
         y.append(float(total))
         day += timedelta(days=1)
-    end = standing.last_day.isoformat()
-    start = standing.first_day.isoformat()
+    if today <= standing.last_day:
+        x.append(moment)
+        y.append(float(standing.spent))
+    end = midnight(standing.last_day + timedelta(days=1))
+    start = midnight(standing.first_day)
     data: list[dict[str, Any]] = [
         {"type": "scatter", "mode": "lines+markers", "name": "counted", "x": x, "y": y},
         {
             "type": "scatter",
             "mode": "lines",
             "name": "forecast",
-            "x": [today.isoformat(), end],
+            "x": [moment, end],
             "y": [float(standing.spent), float(forecast.projected)],
             "line": {"dash": "dot"},
         },
@@ -168,7 +194,7 @@ def budget_chart(
         "data": data,
         "layout": {
             "title": "Counted this period, with the thresholds and the forecast",
-            "xaxis": {"type": "date", "range": [start, end]},
+            "xaxis": {"type": "date", "range": [start, end], "title": budget.time_zone},
             "yaxis": {"rangemode": "tozero"},
             "shapes": shapes,
             "height": 320,

@@ -23,6 +23,7 @@ from apps.budgets.selectors import (
     budget_chart,
     budget_crossings,
     budget_forecast,
+    budget_reserved,
     budget_standing,
 )
 from apps.budgets.services import (
@@ -65,6 +66,7 @@ def budget_detail(request: HttpRequest, slug: str) -> HttpResponse:
             "chart": budget_chart(standing, forecast),
             "crossings": budget_crossings(budget),
             "changes": budget_changes(budget),
+            "reserved": budget_reserved(budget),
             "agents": agents,
             "halted_here": [a for a in agents if a.halted],
             "can_edit": has_role(request.user, FINOPS),

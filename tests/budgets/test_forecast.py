@@ -42,8 +42,11 @@ def test_the_forecast_extrapolates_the_last_week(monthly):
     assert forecast.breach_on == date(2026, 11, 23)
     chart = budget_chart(standing, forecast, NOON_NOV_11)
     counted, projected = chart["data"][0], chart["data"][1]
-    assert counted["y"][-1] == 35.0 and counted["x"][0] == "2026-11-01"
-    assert projected["x"] == ["2026-11-11", "2026-11-30"]
+    # Each past day's total at its end, today's at this moment (local time, here UTC).
+    assert (counted["x"][0], counted["y"][0]) == ("2026-11-01 00:00", 0.0)
+    assert (counted["x"][5], counted["y"][5]) == ("2026-11-06 00:00", 5.0)
+    assert (counted["x"][-1], counted["y"][-1]) == ("2026-11-11 12:00:00", 35.0)
+    assert projected["x"] == ["2026-11-11 12:00:00", "2026-12-01 00:00"]
 
 
 def test_finops_hear_of_a_projected_breach_once(monthly):

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -69,6 +70,10 @@ def test_a_call_within_the_cap_is_allowed_and_holds_its_maximum_until_settled(ga
     assert third.json()["budget"] == "triage-daily"
     assert "0 counted + 9 reserved + 4.5 for this call > 10" in third.json()["reason"]
     assert BudgetGauge.objects.get(budget=cap).reserved == Decimal("9")  # the refusal holds nothing
+    page = APIClient()
+    page.force_login(User.objects.get(username="fiona"))
+    shown = page.get("/budgets/triage-daily/").content.decode()
+    assert '<div class="value" id="budget-reserved">9.00</div>' in shown
 
     # The first call happens (3 USD): its event settles its hold, and its cost is counted.
     happened = call(
