@@ -91,6 +91,20 @@ def main() -> None:
     demo_fleet_seed(days=1, incidents_per_day=1, with_people=False)
     agent = Agent.objects.get(slug="k8s-healer")
     _, token = agent_token_mint(agent=agent, scopes=["actions:propose"], ttl=None)
+    # Every proposal counts in a budget, as in a fleet with a cap on actions (the demo's own
+    # actions budget covers another team): the counter update is part of what is measured.
+    from decimal import Decimal
+
+    from apps.budgets.services import budget_create
+
+    budget_create(
+        slug="fleet-actions-day",
+        name="Fleet actions per day",
+        scope="global",
+        measure="actions",
+        period="daily",
+        cap=Decimal(10_000_000),
+    )
     # Flush what the set-up wrote (a new database, migrations, the seed): otherwise the next
     # checkpoint writes it out during the measurement, and its fsyncs stall commits for
     # hundreds of ms — the set-up's cost, not the API's (seen: p99 214 ms without, 12 ms with).
