@@ -45,6 +45,7 @@ class GaugeState:
     cap: Decimal
     halt_at: Decimal | None
     throttle_per_minute: int | None
+    next_at: Decimal | None = None
 
 
 def effective_cap(budget: Budget, key: date) -> Decimal:
@@ -60,17 +61,21 @@ def gauge_state(
     key: date,
     spent: Decimal,
     cap: Decimal,
-    fired: Iterable[tuple[Decimal, str]],
+    fired: Iterable[tuple[Decimal, str, int]],
 ) -> GaugeState:
-    """The gauge of a period from its total, its cap and the thresholds fired in it."""
+    """The gauge of a period from its total, its cap and the thresholds fired in it
+    ((percent, action, epoch) each)."""
     thresholds: Sequence[BudgetThreshold] = list(budget.thresholds.all())
+    fired = list(fired)
     halts = [t.percent for t in thresholds if t.action == ThresholdAction.HALT]
-    throttled = {percent for percent, action in fired if action == ThresholdAction.THROTTLE}
+    throttled = {percent for percent, action, _ in fired if action == ThresholdAction.THROTTLE}
     limits = [
         t.per_minute
         for t in thresholds
         if t.action == ThresholdAction.THROTTLE and t.per_minute and t.percent in throttled
     ]
+    acted = {(p, a) for p, a, e in fired if a != ThresholdAction.HALT or e == budget.epoch}
+    waiting = [t.percent for t in thresholds if (t.percent, t.action) not in acted]
     return GaugeState(
         budget_id=budget.pk,
         period_start=key,
@@ -78,6 +83,7 @@ def gauge_state(
         cap=cap,
         halt_at=cap * min(halts) / 100 if halts else None,
         throttle_per_minute=min(limits) if limits else None,
+        next_at=cap * min(waiting) / 100 if waiting else None,
     )
 
 
@@ -90,39 +96,35 @@ def gauge_state_stored(budget: Budget, now: datetime) -> GaugeState:
         s=Sum("amount")
     )["s"] or Decimal(0)
     fired = BudgetCrossing.objects.filter(budget=budget, period_start=key).values_list(
-        "percent", "action"
+        "percent", "action", "epoch"
     )
     return gauge_state(budget, key, spent, effective_cap(budget, key), fired)
 
 
 _TABLE = BudgetGauge._meta.db_table
-# One statement for every kind of change, so a transaction's gauge writes go out together
-# (psycopg pipelines executemany) and in id order (the lock order). A state is written whole;
-# a period total alone is written only if the gauge is of that period (else the gate reads the
-# period afresh); what comes back from closed reservations is given back either way.
+# One statement for both kinds of change, so a transaction's gauge writes go out together
+# (psycopg pipelines executemany) and in id order (the lock order): a state written whole, or
+# only what closed reservations give back.
 _WRITE_SQL = (
     f"UPDATE {_TABLE} SET"  # noqa: S608
     " period_start = CASE WHEN %(whole)s THEN %(period_start)s ELSE period_start END,"
-    " spent = CASE WHEN %(whole)s OR period_start = %(period_start)s"
-    " THEN COALESCE(%(spent)s, spent) ELSE spent END,"
+    " spent = CASE WHEN %(whole)s THEN %(spent)s ELSE spent END,"
     " cap = CASE WHEN %(whole)s THEN %(cap)s ELSE cap END,"
     " halt_at = CASE WHEN %(whole)s THEN %(halt_at)s ELSE halt_at END,"
     " throttle_per_minute = CASE WHEN %(whole)s THEN %(throttle)s ELSE throttle_per_minute END,"
+    " next_at = CASE WHEN %(whole)s THEN %(next_at)s ELSE next_at END,"
     " reserved = CASE WHEN reserved > %(back)s THEN reserved - %(back)s ELSE 0 END"
     " WHERE budget_id = %(budget_id)s"
 )
 
 
 def gauges_write(
-    states: Sequence[GaugeState],
-    released: Mapping[int, Decimal] | None = None,
-    spent: Mapping[int, tuple[date, Decimal]] | None = None,
+    states: Sequence[GaugeState], released: Mapping[int, Decimal] | None = None
 ) -> None:
-    """Writes whole gauges (`states`), period totals alone (`spent`: {budget id: (period start,
-    total)}) and gives back closed reservations (`released`), in id order (the lock order).
-    A gauge row missing (a budget made with bulk_create) is created."""
+    """Writes whole gauges (`states`) and gives back closed reservations (`released`: {budget
+    id: amount}), in id order (the lock order). A gauge row missing (a budget made with
+    bulk_create) is created."""
     released = released or {}
-    spent = spent or {}
     whole = {s.budget_id: s for s in states}
     if whole:
         present = BudgetGauge.objects.filter(budget_id__in=list(whole)).values_list(
@@ -133,20 +135,18 @@ def gauges_write(
                 [BudgetGauge(budget_id=pk) for pk in sorted(missing)], ignore_conflicts=True
             )
     rows = []
-    for budget_id in sorted(set(whole) | set(released) | set(spent)):
+    for budget_id in sorted(set(whole) | set(released)):
         state = whole.get(budget_id)
-        key, total = (
-            (state.period_start, state.spent) if state else spent.get(budget_id, (None, None))
-        )
         rows.append(
             {
                 "budget_id": budget_id,
                 "whole": state is not None,
-                "period_start": key,
-                "spent": total,
+                "period_start": state.period_start if state else None,
+                "spent": state.spent if state else None,
                 "cap": state.cap if state else None,
                 "halt_at": state.halt_at if state else None,
                 "throttle": state.throttle_per_minute if state else None,
+                "next_at": state.next_at if state else None,
                 "back": released.get(budget_id, Decimal(0)),
             }
         )

@@ -110,6 +110,10 @@ class Budget(models.Model):
         if adding:
             # The gate reads every budget through its gauge: none may exist without one.
             BudgetGauge.objects.get_or_create(budget=self)
+        else:
+            # The gauge holds figures drawn from the budget (its cap, its next threshold): a
+            # saved budget's gauge is read afresh before it is trusted again.
+            BudgetGauge.objects.filter(budget=self).update(period_start=None)
 
 
 class BudgetThreshold(models.Model):
@@ -223,6 +227,12 @@ class BudgetGauge(models.Model):
     )
     # The lowest halt threshold as an amount; none when the budget has no halt threshold.
     halt_at = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, null=True, blank=True
+    )
+    # The lowest threshold not yet acted on in this period (a halt: in this epoch), as an
+    # amount: under it none can fire, and a counter moves without weighing them. None when
+    # every threshold has acted.
+    next_at = models.DecimalField(
         max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, null=True, blank=True
     )
     # Calls per minute per agent while a throttle threshold of this period has fired.

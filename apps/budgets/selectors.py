@@ -4,7 +4,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from django.db import connection
@@ -242,13 +242,9 @@ _FIRED_THROTTLES_SQL = (
     " AND (b.scope = 'global' OR (b.scope = 'team' AND b.team_id = %(team)s)"
     " OR (b.scope = 'agent' AND b.agent_id = %(agent)s))"
 )
+
+
 # The newest proposals of one agent in the window (index action_agent: agent, -proposed_at).
-_RECENT_PROPOSALS_SQL = (
-    "SELECT proposed_at FROM actions_action WHERE agent_id = %(agent)s"
-    " AND proposed_at > %(since)s ORDER BY proposed_at DESC LIMIT %(limit)s"
-)
-
-
 def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     if connection.vendor == "postgresql":
         with pg_cursor() as pg:
@@ -290,14 +286,18 @@ def proposal_throttle(agent: Agent, now: datetime) -> Throttle | None:
         return None
     # The lowest rate refuses first and longest: the window must drop below it.
     slug, (per_minute, name) = min(limits.items(), key=lambda item: (item[1][0], item[0]))
-    recent = _fetch(
-        _RECENT_PROPOSALS_SQL,
-        {"agent": agent.pk, "since": now - THROTTLE_WINDOW, "limit": per_minute},
+    from apps.actions.models import Action
+
+    recent = list(
+        Action.objects.filter(agent=agent, proposed_at__gt=now - THROTTLE_WINDOW)
+        .order_by("-proposed_at")
+        .values_list("proposed_at", flat=True)[:per_minute]
     )
     if len(recent) < per_minute:
         return None
     # One more fits once the oldest of the newest `per_minute` leaves the window.
-    wait = (recent[-1][0] + THROTTLE_WINDOW - now).total_seconds()
+    oldest = cast(datetime, recent[-1])  # proposed_at > since: never null here
+    wait = (oldest + THROTTLE_WINDOW - now).total_seconds()
     return Throttle(
         budget=slug, budget_name=name, per_minute=per_minute, retry_after=max(math.ceil(wait), 1)
     )

@@ -44,6 +44,7 @@ from apps.budgets.models import (
     ThresholdAction,
 )
 from apps.budgets.periods import local_day, period_bounds, period_days, period_key
+from apps.core.db import pg_cursor
 from apps.fleet.models import Agent, AutonomyMode
 
 # The measures counted from events (cloud spend is counted from bills).
@@ -132,14 +133,42 @@ _COVERAGE_SQL = (
     + ", ".join(f"'{m.value}'" for m in EVENT_MEASURES)
     + ")"
 )
-# Per budget counting, read under its lock: its cap, its lowest threshold and the period's total.
-_STANDING_SQL = (
-    "SELECT b.id, b.cap,"
-    " (SELECT min(t.percent) FROM budgets_budgetthreshold t WHERE t.budget_id = b.id),"
-    " (SELECT sum(d.amount) FROM budgets_budgetday d"
-    "  WHERE d.budget_id = b.id AND d.day >= p.first_day AND d.day <= p.last_day)"
-    " FROM budgets_budget b JOIN ({periods}) p ON p.budget_id = b.id"
+# The gauges of the budgets a batch touches, moved by what it adds to their current period and
+# by the reservations it gives back, locked in id order (the lock order); each comes back with
+# whether it is of that period, its total and the amount of its next threshold.
+_GAUGES_MOVE_SQL = """
+WITH delta(budget_id, added, back, period_start) AS (VALUES {values}),
+locked AS MATERIALIZED (
+    SELECT g.budget_id FROM budgets_budgetgauge g JOIN delta d ON d.budget_id = g.budget_id
+    ORDER BY g.budget_id FOR UPDATE OF g
 )
+UPDATE budgets_budgetgauge g SET
+    spent = CASE WHEN g.period_start = d.period_start THEN g.spent + d.added ELSE g.spent END,
+    reserved = CASE WHEN g.reserved > d.back THEN g.reserved - d.back ELSE 0 END
+FROM delta d, locked l
+WHERE g.budget_id = d.budget_id AND l.budget_id = d.budget_id
+RETURNING g.budget_id, g.period_start IS NOT DISTINCT FROM d.period_start, g.spent, g.next_at
+"""
+_GAUGE_MOVE_SQL = (
+    "UPDATE budgets_budgetgauge SET"
+    " spent = CASE WHEN period_start = %s THEN spent + %s ELSE spent END,"
+    " reserved = CASE WHEN reserved > %s THEN reserved - %s ELSE 0 END WHERE budget_id = %s"
+)
+_DAYS_ADD_SQL = (
+    "INSERT INTO budgets_budgetday (budget_id, day, amount) VALUES (%s, %s, %s)"
+    " ON CONFLICT (budget_id, day) DO UPDATE SET amount = budgets_budgetday.amount + excluded.amount"
+)
+_BUDGETS_LOCK_SQL = "SELECT id FROM budgets_budget WHERE id = ANY(%s) ORDER BY id FOR UPDATE"
+
+
+@dataclass(frozen=True)
+class _Move:
+    """What a batch does to one budget's current period: adds to it, gives reservations back."""
+
+    budget_id: int
+    period_start: date | None  # None: nothing added to the current period
+    added: Decimal
+    back: Decimal
 
 
 def _active_event_budgets() -> list[_Coverage]:
@@ -184,78 +213,93 @@ def _apply(
     released: Mapping[int, Decimal],
     now: datetime,
 ) -> list[BudgetCrossing]:
-    """Five statements a batch in the common case (lock, add the days, read the totals, write
-    the gauges); a budget whose total reaches its lowest threshold is loaded whole and its
-    thresholds weighed."""
+    """In the common case one round trip on PostgreSQL: the budgets locked, the days added,
+    the gauges moved. A budget whose total reaches its next threshold (or whose gauge is of an
+    earlier period) has its period summed and its thresholds weighed, still under its lock.
+
+    The locks last until the ingest commits, and every writer of one budget queues on them:
+    the fewer round trips between the first lock and the commit, the more writers a busy
+    budget serves."""
     crossings: list[BudgetCrossing] = []
     whole: list[GaugeState] = []
-    totals: dict[int, tuple[date, Decimal]] = {}
+    current: dict[int, tuple[date, date, date]] = {}
+    moves: dict[int, _Move] = {}
+    for budget in budgets:
+        today = local_day(now, budget.time_zone)
+        first, last = period_days(budget.period, budget.rolling_days, today)
+        added = sum((v for d, v in increments[budget.pk].items() if first <= d <= last), Decimal(0))
+        if not added:
+            continue  # late events of a past period: counted there, nothing to act on
+        current[budget.pk] = (first, last, today)
+        key = period_key(budget.period, budget.rolling_days, today)
+        moves[budget.pk] = _Move(budget.pk, key, added, released.get(budget.pk, Decimal(0)))
+    for budget_id, back in released.items():
+        moves.setdefault(budget_id, _Move(budget_id, None, Decimal(0), back))
+    days = sorted(
+        (budget_id, day, amount)
+        for budget_id, by_day in increments.items()
+        for day, amount in by_day.items()
+        if amount
+    )
+    # The budgets whose reservations come back are locked too: every gauge this transaction
+    # writes is written after all its budget locks (the lock order).
+    ids = sorted({b.pk for b in budgets} | set(released))
     with transaction.atomic(savepoint=False):
-        # The budgets whose reservations come back are locked too: every gauge this
-        # transaction writes is written after all its budget locks (the lock order).
-        ids = sorted({b.pk for b in budgets} | set(released))
-        if connection.features.has_select_for_update:
-            list(Budget.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
-        _days_add(increments)
-        periods: dict[int, tuple[date, date, date]] = {}
-        for budget in budgets:
-            today = local_day(now, budget.time_zone)
-            first, last = period_days(budget.period, budget.rolling_days, today)
-            if any(first <= d <= last for d in increments[budget.pk]):
-                periods[budget.pk] = (first, last, today)
-            # else: late events of a past period: counted there, nothing to act on
-        for budget_id, cap, lowest, after in _standings(periods):
-            first, last, today = periods[budget_id]
-            # Allowances only add room: under the lowest threshold of the bare cap, none fires.
-            if lowest is None or after < cap * lowest / 100:
-                budget = next(b for b in budgets if b.pk == budget_id)
-                totals[budget_id] = (period_key(budget.period, budget.rolling_days, today), after)
-                continue
+        moved = _count(ids, days, [moves[pk] for pk in sorted(moves)])
+        for budget_id, (first, last, today) in sorted(current.items()):
+            of_period, spent, next_at = moved.get(budget_id, (False, Decimal(0), None))
+            if of_period and (next_at is None or spent < next_at):
+                continue  # no threshold within reach: the common case
+            after = BudgetDay.objects.filter(
+                budget_id=budget_id, day__gte=first, day__lte=last
+            ).aggregate(s=Sum("amount"))["s"] or Decimal(0)
             loaded = Budget.objects.prefetch_related("thresholds").get(pk=budget_id)
             crossed, gauge = _cross(loaded, today, after, pushers[budget_id], now)
             crossings += crossed
             whole.append(gauge)
-        gauges_write(whole, released, totals)
+        if whole:
+            gauges_write(whole)
     return crossings
 
 
-def _standings(
-    periods: Mapping[int, tuple[date, date, date]],
-) -> list[tuple[int, Decimal, Decimal | None, Decimal]]:
-    """(budget id, cap, lowest threshold percent, the period's total) of each budget."""
-    if not periods:
-        return []
-    rows = " UNION ALL ".join(
-        ["SELECT %s AS budget_id, %s AS first_day, %s AS last_day"] * len(periods)
-    )
-    params = [v for pk, (first, last, _) in sorted(periods.items()) for v in (pk, first, last)]
+def _count(
+    ids: Sequence[int], days: Sequence[tuple[int, date, Decimal]], moves: Sequence[_Move]
+) -> dict[int, tuple[bool, Decimal, Decimal | None]]:
+    """Locks the budgets, adds the days and moves the gauges; returns, per gauge moved, whether
+    it is of the period added to, its total and its next threshold's amount."""
+    if connection.vendor == "postgresql":
+        values = ", ".join(["(%s::bigint, %s::numeric, %s::numeric, %s::date)"] * len(moves))
+        params = [v for m in moves for v in (m.budget_id, m.added, m.back, m.period_start)]
+        with pg_cursor() as lock, pg_cursor() as add, pg_cursor() as move:
+            # One round trip: sent together, run in order, read once.
+            with lock.connection.pipeline():
+                lock.execute(_BUDGETS_LOCK_SQL, [list(ids)])
+                if days:
+                    add.executemany(_DAYS_ADD_SQL, days)
+                if moves:
+                    move.execute(_GAUGES_MOVE_SQL.format(values=values), params)
+            rows = move.fetchall() if moves else []
+        return {pk: (bool(of_period), spent, next_at) for pk, of_period, spent, next_at in rows}
+    moved = {}
     with connection.cursor() as cursor:
-        cursor.execute(_STANDING_SQL.format(periods=rows), params)
-        return [
-            (
-                pk,
-                stored_decimal(cap),
-                None if low is None else stored_decimal(low),
-                stored_decimal(total or 0),
+        # SQLite: writers take turns on the database (IMMEDIATE transactions), no row locks.
+        cursor.executemany(_DAYS_ADD_SQL, days)
+        for m in moves:
+            cursor.execute(_GAUGE_MOVE_SQL, [m.period_start, m.added, m.back, m.back, m.budget_id])
+            cursor.execute(
+                "SELECT period_start, spent, next_at FROM budgets_budgetgauge WHERE budget_id = %s",
+                [m.budget_id],
             )
-            for pk, cap, low, total in cursor.fetchall()
-        ]
-
-
-def _days_add(increments: dict[int, dict[date, Decimal]]) -> None:
-    rows = [
-        (budget_id, day, amount)
-        for budget_id, days in increments.items()
-        for day, amount in days.items()
-        if amount
-    ]
-    table = BudgetDay._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} (budget_id, day, amount) VALUES (%s, %s, %s)"  # noqa: S608
-            f" ON CONFLICT (budget_id, day) DO UPDATE SET amount = {table}.amount + excluded.amount",
-            rows,
-        )
+            row = cursor.fetchone()
+            if row is not None:
+                start, spent, next_at = row
+                start = date.fromisoformat(start) if isinstance(start, str) else start
+                moved[m.budget_id] = (
+                    m.period_start is not None and start == m.period_start,
+                    stored_decimal(spent),
+                    None if next_at is None else stored_decimal(next_at),
+                )
+    return moved
 
 
 def _cross(
@@ -301,7 +345,7 @@ def _cross(
         if crossing is not None:
             _act(budget, crossing, pusher_id, now)
             crossed.append(crossing)
-    fired_now = {(p, a) for p, a, _ in fired} | {(c.percent, c.action) for c in crossed}
+    fired_now = fired | {(c.percent, c.action, c.epoch) for c in crossed}
     return crossed, gauge_state(budget, key, after, cap, fired_now)
 
 
@@ -570,6 +614,7 @@ def agents_resume(*, agents: Sequence[Agent], reason: str, by: Any) -> list[Agen
                 ).exists():
                     budget.epoch += 1
                     Budget.objects.filter(pk=budget.pk).update(epoch=budget.epoch)
+                    gauges_refresh([budget], now)  # its halt waits again, in the new epoch
             agent_halted_set(agent=agent, halted=False)
             opsdash_event_record(
                 agent=agent, event_type="resume", data={"reason": reason, "by": who}
