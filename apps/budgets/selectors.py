@@ -32,6 +32,9 @@ class BudgetStanding:
     last_day: date
     spent: Decimal
     cap: Decimal  # with the period's allowances
+    # The strongest threshold acted on this period: halt (in this epoch), throttle, demote,
+    # notify; "" when none.
+    state: str = ""
 
     @property
     def percent(self) -> Decimal:
@@ -44,8 +47,27 @@ def budget_standing(budget: Budget, now: datetime | None = None) -> BudgetStandi
     spent = BudgetDay.objects.filter(budget=budget, day__gte=first, day__lte=last).aggregate(
         s=Sum("amount")
     )["s"] or Decimal(0)
-    cap = effective_cap(budget, period_key(budget.period, budget.rolling_days, today))
-    return BudgetStanding(budget=budget, first_day=first, last_day=last, spent=spent, cap=cap)
+    key = period_key(budget.period, budget.rolling_days, today)
+    cap = effective_cap(budget, key)
+    fired = {
+        action
+        for action, epoch in BudgetCrossing.objects.filter(
+            budget=budget, period_start=key
+        ).values_list("action", "epoch")
+        if action != ThresholdAction.HALT or epoch == budget.epoch
+    }
+    state = next((a for a in _SEVERITY if a in fired), "")
+    return BudgetStanding(
+        budget=budget, first_day=first, last_day=last, spent=spent, cap=cap, state=state
+    )
+
+
+_SEVERITY = (
+    ThresholdAction.HALT,
+    ThresholdAction.THROTTLE,
+    ThresholdAction.DEMOTE,
+    ThresholdAction.NOTIFY,
+)
 
 
 def budget_reserved(budget: Budget) -> Decimal | None:

@@ -502,7 +502,7 @@ def budget_create(
             ]
         )
         budget_change_record(budget, None, by)
-    budget_recount(budget)
+    budget_recount_and_act(budget)
     return budget
 
 
@@ -682,7 +682,7 @@ def budget_save(budget: Budget | None, data: dict[str, Any], by: Any) -> Budget:
             budget_change_record(budget, before, by)
     except IntegrityError as exc:
         raise ValidationError({"slug": ["A budget with this slug exists."]}) from exc
-    budget_recount(budget)
+    budget_recount_and_act(budget)
     return budget
 
 
@@ -788,11 +788,24 @@ def budgets_cloud_recount(now: datetime | None = None) -> list[BudgetCrossing]:
         .order_by("pk")
     )
     for budget in budgets:
+        crossings += budget_recount_and_act(budget, now)
+    return crossings
+
+
+def budget_recount_and_act(budget: Budget, now: datetime | None = None) -> list[BudgetCrossing]:
+    """Counts the budget's current period again and acts on every threshold its total now
+    reaches (a budget made or changed past a threshold acts at once, not at the next event).
+    The budget_threshold events are written as its first governed agent's; a model budget
+    governs no agent, so its thresholds act at its next counted event."""
+    now = now or timezone.now()
+    with transaction.atomic():
         after = budget_recount(budget, now)
         governed = agents_in_scope(budget)
-        if governed:
-            today = local_day(now, budget.time_zone)
-            crossed, gauge = _cross(budget, today, after, governed[0].pk, now)
-            crossings += crossed
-            gauges_write([gauge])
-    return crossings
+        if not governed or not budget.active:
+            return []
+        locked = Budget.objects.prefetch_related("thresholds").get(pk=budget.pk)
+        crossed, gauge = _cross(
+            locked, local_day(now, locked.time_zone), after, governed[0].pk, now
+        )
+        gauges_write([gauge])
+    return crossed

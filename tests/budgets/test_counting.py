@@ -262,8 +262,12 @@ def test_the_budget_pages_show_where_each_budget_stands(client, agent, spend_cap
     listing = client.get("/budgets/").content.decode()
     assert 'data-budget="triage-daily"' in listing
     assert "60.0 %" in listing
+    assert '<td class="budget-state"><span class="badge muted">warned</span></td>' in listing
+    ingest(dollars(2))  # 12 of 10: halted
+    listing = client.get("/budgets/").content.decode()
+    assert '<td class="budget-state"><span class="badge danger">halted</span></td>' in listing
     detail = client.get("/budgets/triage-daily/").content.decode()
-    assert '<div class="value" id="budget-spent">6.00</div>' in detail
+    assert '<div class="value" id="budget-spent">12.00</div>' in detail
     assert "50 % notify" in detail
     client.force_login(make_person("ada", "approver"))
     assert client.get("/budgets/").status_code == 403
@@ -313,3 +317,37 @@ def test_a_budget_created_mid_period_starts_from_what_was_already_spent(
     assert budget_standing(actions).spent == Decimal(1)
     ingest(dollars(1))
     assert budget_standing(agent_budget).spent == Decimal(9)
+
+
+def test_a_budget_made_or_edited_past_its_thresholds_acts_at_once(agent, spend_cap, make_person):
+    from apps.audit.models import Event
+    from tests.budgets.test_api import body
+    from tests.budgets.test_halt import person_api
+
+    ingest(dollars(2))  # 6 of 10: 50 % notify fired with the event
+    fay = make_person("fay", "finops")
+    later = budget_create(
+        slug="triage-week",
+        name="Triage weekly",
+        scope="agent",
+        agent=agent,
+        measure="llm_usd",
+        period="weekly",
+        cap=Decimal(7),
+    )
+    # 6 of 7 (85.7 %) on creation: 50 % and 80 % notify at once, no event needed.
+    assert sorted(later.crossings.values_list("percent", flat=True)) == [50, 80]
+    agent.refresh_from_db()
+    assert not agent.halted
+    # FinOps lower the daily cap to 5 through the API (6 of 5): the halt lands with the save.
+    replaced = person_api(fay).put(
+        "/api/v1/budgets/triage-daily",
+        body(name=spend_cap.name, time_zone="UTC", cap="5"),
+        format="json",
+    )
+    assert replaced.status_code == 200, replaced.content
+    agent.refresh_from_db()
+    assert agent.halted and agent.halted_reason.startswith(
+        "Budget Triage daily LLM: 6.00 USD of 5.00 USD"
+    )
+    assert Event.objects.filter(type="budget_threshold", data__budget="triage-daily").count() == 4
