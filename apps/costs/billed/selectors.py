@@ -53,23 +53,11 @@ class KeyState:
     AGENT_WITHOUT_KEY = "agent_without_key"  # estimated for agents with no key set
 
 
-@dataclass
-class ReconRow:
-    day: date
-    workspace_id: str
-    model: str
-    api_key_id: str
-    key_state: str
-    agents: list[str] = field(default_factory=list)
-    estimated: Decimal = Decimal(0)
-    calls: int = 0
-    unpriced_calls: int = 0
-    billed: Decimal = Decimal(0)
-    billed_non_token: Decimal = Decimal(0)
-    has_billed: bool = False
-    # The bill's own token counts priced with our table (None: no usage reported).
-    usage_priced: Decimal | None = None
-    usage_unpriced: bool = False
+class _Variance:
+    """Billed against estimated, alike for a row and for the totals."""
+
+    billed: Decimal
+    estimated: Decimal
 
     @property
     def variance(self) -> Decimal:
@@ -88,7 +76,26 @@ class ReconRow:
 
 
 @dataclass
-class Totals:
+class ReconRow(_Variance):
+    day: date
+    workspace_id: str
+    model: str
+    api_key_id: str
+    key_state: str
+    agents: list[str] = field(default_factory=list)
+    estimated: Decimal = Decimal(0)
+    calls: int = 0
+    unpriced_calls: int = 0
+    billed: Decimal = Decimal(0)
+    billed_non_token: Decimal = Decimal(0)
+    has_billed: bool = False
+    # The bill's own token counts priced with our table (None: no usage reported).
+    usage_priced: Decimal | None = None
+    usage_unpriced: bool = False
+
+
+@dataclass
+class Totals(_Variance):
     estimated: Decimal = Decimal(0)
     billed: Decimal = Decimal(0)
     billed_non_token: Decimal = Decimal(0)
@@ -96,20 +103,6 @@ class Totals:
     usage_unpriced: bool = False
     calls: int = 0
     unpriced_calls: int = 0
-
-    @property
-    def variance(self) -> Decimal:
-        return self.billed - self.estimated
-
-    @property
-    def variance_pct(self) -> Decimal | None:
-        if not self.billed:
-            return None
-        return (self.variance / self.billed * 100).quantize(PCT_QUANTUM, ROUND_HALF_EVEN)
-
-    @property
-    def flagged(self) -> bool:
-        return variance_flagged(self.variance, self.variance_pct)
 
 
 @dataclass
