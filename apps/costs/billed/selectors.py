@@ -167,6 +167,19 @@ def reconciliation(
             )
         return row
 
+    def billed_cell(day: date, ws: str, mdl: str, key: str) -> ReconRow:
+        """The cell of a row of the bill, by whether its API key is an agent's."""
+        if not key:
+            state = KeyState.NO_KEY
+        elif key in agents_by_key:
+            state = KeyState.MAPPED
+        else:
+            state = KeyState.UNMAPPED
+        row = cell(day, ws, model_family(mdl), key, state)
+        if state == KeyState.MAPPED:
+            row.agents = sorted(agents_by_key[key])
+        return row
+
     billed_rows = AnthropicBilledCost.objects.filter(day__gte=since, day__lte=until, currency="USD")
     if tokens_only:
         billed_rows = billed_rows.filter(cost_type="tokens")
@@ -175,34 +188,16 @@ def reconciliation(
         non_token=Sum("amount", filter=~Q(cost_type="tokens")),
     )
     for b in billed:
-        key = b["api_key_id"]
-        if not key:
-            state = KeyState.NO_KEY
-        elif key in agents_by_key:
-            state = KeyState.MAPPED
-        else:
-            state = KeyState.UNMAPPED
-        row = cell(b["day"], b["workspace_id"], model_family(b["model"]), key, state)
+        row = billed_cell(b["day"], b["workspace_id"], b["model"], b["api_key_id"])
         row.billed += b["billed_amount"]
         row.billed_non_token += b["non_token"] or 0
         row.has_billed = True
-        if state == KeyState.MAPPED:
-            row.agents = sorted(agents_by_key[key])
 
     usage = AnthropicBilledUsage.objects.filter(day__gte=since, day__lte=until)
     if usage:
         book = PriceBook(ModelPrice.objects.filter(provider=PROVIDER, effective_from__lt=end))
     for u in usage:
-        key = u.api_key_id
-        if not key:
-            state = KeyState.NO_KEY
-        elif key in agents_by_key:
-            state = KeyState.MAPPED
-        else:
-            state = KeyState.UNMAPPED
-        row = cell(u.day, u.workspace_id, model_family(u.model), key, state)
-        if state == KeyState.MAPPED:
-            row.agents = sorted(agents_by_key[key])
+        row = billed_cell(u.day, u.workspace_id, u.model, u.api_key_id)
         # The price in force when the day began (events are priced at their own moment).
         price = book.price_for(PROVIDER, u.model, datetime.combine(u.day, time.min, tzinfo=UTC))
         if price is None:
