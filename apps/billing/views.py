@@ -39,6 +39,7 @@ from apps.billing.selectors import (
     month_bounds,
 )
 from apps.billing.services import billing_import_create
+from apps.core.exports import csv_safe
 from apps.core.http import HtmxHttpRequest
 from apps.core.views import role_required
 
@@ -280,12 +281,12 @@ def chargeback_csv(request: HttpRequest) -> HttpResponse:
             [
                 month,
                 row.team_slug or "unallocated",
-                _csv_text(row.team_name),
+                csv_safe(row.team_name),
                 row.currency,
                 f"{row.billed:.2f}",
                 f"{row.effective:.2f}",
                 "" if row.llm_usd is None else f"{row.llm_usd:.2f}",
-                _csv_text("; ".join(row.rules)),
+                csv_safe("; ".join(row.rules)),
             ]
         )
     for currency, (billed, effective) in report.totals.items():
@@ -302,8 +303,3 @@ def chargeback_csv(request: HttpRequest) -> HttpResponse:
             ]
         )
     return response
-
-
-def _csv_text(value: str) -> str:
-    # A spreadsheet runs a cell starting with = + - @ as a formula: names come from tags.
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value

@@ -14,13 +14,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Count, DecimalField, Q, QuerySet, Sum
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
+from django.db.models import Count, Q, QuerySet, Sum
 
 from apps.actions.models import Action
 from apps.audit.models import Event, EventType
-from apps.costs.drivers import driver_rates
+from apps.costs.drivers import driver_rates, tool_call_totals
 from apps.costs.explorer import CLOUD, LOGGING, ExplorerQuery, cost_cells
 from apps.costs.models import CostSource, EnergySource, LlmUsage
 
@@ -88,29 +86,21 @@ def _llm(
 
 
 def _tools(events: QuerySet[Event], day: date) -> tuple[int, Decimal | None]:
-    """Calls and cost of tool_call events: reported costs as they are, the rest at the rate of
-    their tool that day; None when a call has neither."""
+    """Calls and cost of tool_call events, each tool priced at its rate of `day`; None when a
+    call has neither a reported cost nor a rate."""
     rates = driver_rates()
-    reported = Cast(
-        KeyTextTransform("cost_usd", "data"), DecimalField(max_digits=20, decimal_places=9)
-    )
-    rows = (
-        events.annotate(tool=KeyTextTransform("tool", "data"), reported=reported)
-        .values("tool")
-        .annotate(n=Count("pk"), n_reported=Count("reported"), usd=Sum("reported"))
-        .order_by()
-    )
     calls, cost, unknown = 0, Decimal(0), False
-    for row in rows:
+    for row in tool_call_totals(events):
+        priced = rates.tool_calls_cost(
+            row["tool"] or "",
+            day,
+            calls=row["n"],
+            reported_calls=row["n_reported"],
+            reported_usd=row["usd"] or Decimal(0),
+        )
         calls += row["n"]
-        cost += row["usd"] or Decimal(0)
-        unpriced = row["n"] - row["n_reported"]
-        if unpriced:
-            rate = rates.tool_call_rate(row["tool"] or "", day)
-            if rate is None:
-                unknown = True
-            else:
-                cost += rate * unpriced
+        cost += priced.usd
+        unknown = unknown or bool(priced.unpriced)
     return calls, (None if unknown else cost)
 
 

@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from apps.accounts.roles import FINOPS, has_role
+from apps.core.admin import ReadOnlyAdmin
 from apps.costs.models import (
     PRICE_FIELDS,
     AnthropicBilledCost,
@@ -13,22 +14,25 @@ from apps.costs.models import (
     ModelPrice,
 )
 
+# The admin's add form, and the fields its ModelForm validates.
+PRICE_ADMIN_FIELDS = (
+    "provider",
+    "model",
+    "effective_from",
+    *PRICE_FIELDS,
+    "batch_discount",
+    "corrects",
+    "source_url",
+    "note",
+)
+
 
 class ModelPriceAdminForm(forms.ModelForm):
     source_url = forms.URLField(required=False, max_length=500, assume_scheme="https")
 
     class Meta:
         model = ModelPrice
-        fields = [
-            "provider",
-            "model",
-            "effective_from",
-            *PRICE_FIELDS,
-            "batch_discount",
-            "corrects",
-            "source_url",
-            "note",
-        ]
+        fields = PRICE_ADMIN_FIELDS
 
     def clean(self) -> dict[str, Any]:
         from apps.costs.services import model_price_history_check
@@ -54,16 +58,7 @@ class ModelPriceAdmin(admin.ModelAdmin):
     list_display = ["provider", "model", "effective_from", *PRICE_FIELDS, "batch_discount"]
     list_filter = ["provider"]
     search_fields = ["model"]
-    fields = [
-        "provider",
-        "model",
-        "effective_from",
-        *PRICE_FIELDS,
-        "batch_discount",
-        "corrects",
-        "source_url",
-        "note",
-    ]
+    fields = PRICE_ADMIN_FIELDS
     raw_id_fields = ["corrects"]
     form = ModelPriceAdminForm
 
@@ -101,44 +96,28 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
 
 @admin.register(LlmUsage)
-class LlmUsageAdmin(admin.ModelAdmin):
+class LlmUsageAdmin(ReadOnlyAdmin):
+    """Written by the ingest of llm_call events and the repricing."""
+
     list_display = ["ts", "agent", "model", "cost_usd", "cost_source", "energy_wh", "action_id"]
     list_filter = ["cost_source", "provider"]
     search_fields = ["=action_id", "=model"]
     list_select_related = ["agent"]
     show_full_result_count = False
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written only by the Admin API pull: a pull replaces whole days, never single rows."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(AnthropicCostPull)
 class AnthropicCostPullAdmin(ReadOnlyAdmin):
+    """Written only by the Admin API pull."""
+
     list_display = ["created_at", "trigger", "since", "until", "status", "rows", "billed_usd"]
     list_filter = ["status", "trigger"]
 
 
 @admin.register(AnthropicBilledCost)
 class AnthropicBilledCostAdmin(ReadOnlyAdmin):
+    """Written only by the Admin API pull: a pull replaces whole days, never single rows."""
+
     list_display = ["day", "workspace_id", "model", "api_key_id", "cost_type", "amount"]
     list_filter = ["cost_type", "currency"]
     search_fields = ["=api_key_id", "=workspace_id", "=model"]

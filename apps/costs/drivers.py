@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, DecimalField, Sum
+from django.db.models import Count, DecimalField, QuerySet, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, TruncDate
 
@@ -29,24 +29,34 @@ UNNAMED_TOOL = "(unnamed)"
 BYTES_PER_GB = Decimal(2**30)
 
 
-def tool_call_counts_apply(seals: Sequence[LedgerSeal]) -> None:
-    """Adds the tool_call events of newly sealed batches to the per-agent, day and tool counts."""
+def tool_call_totals(events: QuerySet[Event], *by: str) -> QuerySet[Event, dict[str, Any]]:
+    """The tool_call events grouped by `by` and the tool (`tool`, None if the event names
+    none): `n` calls, `n_reported` of them with their own cost_usd, and `usd` the sum of those
+    (None if none)."""
     reported = Cast(
         KeyTextTransform("cost_usd", "data"), DecimalField(max_digits=20, decimal_places=9)
     )
-    rows = (
-        Event.objects.filter(batch_id__in=[s.batch_id for s in seals], type=EventType.TOOL_CALL)
-        .annotate(
-            day=TruncDate("ts"), tool_name=KeyTextTransform("tool", "data"), reported=reported
-        )
-        .values("agent_id", "day", "tool_name")
-        .annotate(n=Count("id"), n_reported=Count("reported"), usd=Sum("reported"))
+    return (
+        events.annotate(tool=KeyTextTransform("tool", "data"), reported=reported)
+        .values(*by, "tool")
+        .annotate(n=Count("pk"), n_reported=Count("reported"), usd=Sum("reported"))
         .order_by()
+    )
+
+
+def tool_call_counts_apply(seals: Sequence[LedgerSeal]) -> None:
+    """Adds the tool_call events of newly sealed batches to the per-agent, day and tool counts."""
+    rows = tool_call_totals(
+        Event.objects.filter(
+            batch_id__in=[s.batch_id for s in seals], type=EventType.TOOL_CALL
+        ).annotate(day=TruncDate("ts")),
+        "agent_id",
+        "day",
     )
     increments: dict[tuple[int, date, str], list[Any]] = defaultdict(lambda: [0, 0, Decimal(0)])
     for row in rows:
         # The ingest schema requires a tool name (1 to 200 characters); old rows may lack one.
-        counts = increments[(row["agent_id"], row["day"], row["tool_name"] or UNNAMED_TOOL)]
+        counts = increments[(row["agent_id"], row["day"], row["tool"] or UNNAMED_TOOL)]
         counts[0] += row["n"]
         counts[1] += row["n_reported"]
         counts[2] += row["usd"] or Decimal(0)
@@ -83,6 +93,13 @@ def tool_call_counts_apply(seals: Sequence[LedgerSeal]) -> None:
 
 
 @dataclass(frozen=True)
+class ToolCallsCost:
+    usd: Decimal  # of the priced calls: reported costs as they are, the rest at the rate
+    priced: int
+    unpriced: int  # calls with neither a reported cost nor a rate that day
+
+
+@dataclass(frozen=True)
 class DriverRates:
     """Every driver rate, looked up per day without a query per day."""
 
@@ -103,6 +120,19 @@ class DriverRates:
                 if rate.effective_from <= day:
                     return rate.usd_rate
         return None
+
+    def tool_calls_cost(
+        self, tool: str, day: date, *, calls: int, reported_calls: int, reported_usd: Decimal
+    ) -> ToolCallsCost:
+        """What a day's calls of one tool cost: a reported cost_usd is kept, the other calls
+        are priced at the tool's rate that day, or left unpriced when it has none."""
+        unreported = calls - reported_calls
+        if not unreported:
+            return ToolCallsCost(usd=reported_usd, priced=calls, unpriced=0)
+        rate = self.tool_call_rate(tool, day)
+        if rate is None:
+            return ToolCallsCost(usd=reported_usd, priced=reported_calls, unpriced=unreported)
+        return ToolCallsCost(usd=reported_usd + rate * unreported, priced=calls, unpriced=0)
 
     def _patterns_for(self, tool: str) -> list[str]:
         exact = [tool] if tool in self.tool_call else []

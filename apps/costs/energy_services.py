@@ -24,6 +24,7 @@ from apps.costs.measured import (
     window_bounds,
 )
 from apps.costs.models import (
+    CLOUD_ENERGY_BASIS_KEY,
     CloudEnergy,
     CloudEnergyBasis,
     EnergySource,
@@ -34,15 +35,6 @@ from apps.costs.models import (
 from apps.slo.promql import PrometheusUnreachable, _call
 
 logger = logging.getLogger(__name__)
-
-KEY_FIELDS = (
-    "provider",
-    "service_name",
-    "sku_id",
-    "consumed_unit",
-    "region_id",
-    "charge_category",
-)
 
 
 def _bases_upsert(keys: Iterable[tuple[str, ...]], config: CloudEnergyConfig) -> int:
@@ -62,7 +54,7 @@ def _bases_upsert(keys: Iterable[tuple[str, ...]], config: CloudEnergyConfig) ->
         )
         rows.append(
             CloudEnergyBasis(
-                **dict(zip(KEY_FIELDS, key, strict=True)),
+                **dict(zip(CLOUD_ENERGY_BASIS_KEY, key, strict=True)),
                 kind=basis.kind,
                 wh_per_unit=basis.wh_per_unit,
                 per_month=basis.per_month,
@@ -76,7 +68,7 @@ def _bases_upsert(keys: Iterable[tuple[str, ...]], config: CloudEnergyConfig) ->
     CloudEnergyBasis.objects.bulk_create(
         rows,
         update_conflicts=True,
-        unique_fields=list(KEY_FIELDS),
+        unique_fields=list(CLOUD_ENERGY_BASIS_KEY),
         update_fields=[
             "kind",
             "wh_per_unit",
@@ -130,7 +122,7 @@ def cloud_energy_compute(
         items = CostLineItem.objects.all()
         if import_id is not None:
             items = items.filter(billing_import_id=import_id)
-        keys = items.order_by().values_list(*KEY_FIELDS).distinct()
+        keys = items.order_by().values_list(*CLOUD_ENERGY_BASIS_KEY).distinct()
     with transaction.atomic():
         _bases_upsert(sorted(keys), config)
         if import_id is None:

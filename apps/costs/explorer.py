@@ -195,20 +195,19 @@ def _tool_cells(q: ExplorerQuery, gaps: Gaps) -> Iterator[CostCell]:
     rates = driver_rates()
     agents = _agent_teams()
     for count in ToolCallDailyCount.objects.filter(day__gte=q.start, day__lte=q.end):
-        rate = rates.tool_call_rate(count.tool, count.day)
         agent_slug, team_slug = agents.get(count.agent_id, (str(count.agent_id), ""))
-        unreported = count.calls - count.reported_calls
-        cost = count.reported_usd
-        priced = count.reported_calls
-        if unreported and rate is None:
-            if not q.agents or agent_slug in q.agents:
-                gaps.unpriced_tool_calls[count.tool] = (
-                    gaps.unpriced_tool_calls.get(count.tool, 0) + unreported
-                )
-        elif unreported and rate is not None:
-            cost += rate * unreported
-            priced += unreported
-        if not priced:
+        cost = rates.tool_calls_cost(
+            count.tool,
+            count.day,
+            calls=count.calls,
+            reported_calls=count.reported_calls,
+            reported_usd=count.reported_usd,
+        )
+        if cost.unpriced and (not q.agents or agent_slug in q.agents):
+            gaps.unpriced_tool_calls[count.tool] = (
+                gaps.unpriced_tool_calls.get(count.tool, 0) + cost.unpriced
+            )
+        if not cost.priced:
             continue
         yield CostCell(
             day=count.day,
@@ -219,7 +218,7 @@ def _tool_cells(q: ExplorerQuery, gaps: Gaps) -> Iterator[CostCell]:
             service=count.tool,
             model="",
             currency="USD",
-            cost=cost,
+            cost=cost.usd,
         )
 
 

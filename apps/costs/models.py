@@ -410,6 +410,18 @@ class AnthropicBilledUsage(models.Model):
         return f"{self.day} {self.workspace_id} {self.model} {self.api_key_id}"
 
 
+# What a CloudEnergyBasis is one of: the columns of a line item its energy depends on (the
+# upsert of the bases names them as its conflict target, so they are the unique key too).
+CLOUD_ENERGY_BASIS_KEY = (
+    "provider",
+    "service_name",
+    "sku_id",
+    "consumed_unit",
+    "region_id",
+    "charge_category",
+)
+
+
 class CloudEnergyBasis(models.Model):
     """How the line items of one (provider, service, SKU, unit, region, charge category) are
     turned into energy: the usage kind, Wh per unit and the coefficients used (apps.costs.
@@ -435,17 +447,7 @@ class CloudEnergyBasis(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=[
-                    "provider",
-                    "service_name",
-                    "sku_id",
-                    "consumed_unit",
-                    "region_id",
-                    "charge_category",
-                ],
-                name="cloud_energy_basis_key",
-            )
+            models.UniqueConstraint(fields=CLOUD_ENERGY_BASIS_KEY, name="cloud_energy_basis_key")
         ]
 
     def __str__(self) -> str:

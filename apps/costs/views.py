@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.roles import FINOPS, SRE_LEAD, VIEWER, has_role
+from apps.core.exports import csv_safe
 from apps.core.http import HtmxHttpRequest
 from apps.core.views import role_required
 from apps.costs.energy_selectors import energy_report
@@ -179,11 +180,6 @@ ENERGY_CSV_HEADER = [
     "measured_wh_per_action",
     "estimated_wh_per_action",
 ]
-
-
-def csv_safe(text: str) -> str:
-    # A cell starting with = + - @ is a formula to a spreadsheet; model names come from agents.
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _six(value: Decimal | None) -> str:

@@ -53,23 +53,11 @@ class KeyState:
     AGENT_WITHOUT_KEY = "agent_without_key"  # estimated for agents with no key set
 
 
-@dataclass
-class ReconRow:
-    day: date
-    workspace_id: str
-    model: str
-    api_key_id: str
-    key_state: str
-    agents: list[str] = field(default_factory=list)
-    estimated: Decimal = Decimal(0)
-    calls: int = 0
-    unpriced_calls: int = 0
-    billed: Decimal = Decimal(0)
-    billed_non_token: Decimal = Decimal(0)
-    has_billed: bool = False
-    # The bill's own token counts priced with our table (None: no usage reported).
-    usage_priced: Decimal | None = None
-    usage_unpriced: bool = False
+class _Variance:
+    """Billed against estimated, alike for a row and for the totals."""
+
+    billed: Decimal
+    estimated: Decimal
 
     @property
     def variance(self) -> Decimal:
@@ -88,7 +76,26 @@ class ReconRow:
 
 
 @dataclass
-class Totals:
+class ReconRow(_Variance):
+    day: date
+    workspace_id: str
+    model: str
+    api_key_id: str
+    key_state: str
+    agents: list[str] = field(default_factory=list)
+    estimated: Decimal = Decimal(0)
+    calls: int = 0
+    unpriced_calls: int = 0
+    billed: Decimal = Decimal(0)
+    billed_non_token: Decimal = Decimal(0)
+    has_billed: bool = False
+    # The bill's own token counts priced with our table (None: no usage reported).
+    usage_priced: Decimal | None = None
+    usage_unpriced: bool = False
+
+
+@dataclass
+class Totals(_Variance):
     estimated: Decimal = Decimal(0)
     billed: Decimal = Decimal(0)
     billed_non_token: Decimal = Decimal(0)
@@ -96,20 +103,6 @@ class Totals:
     usage_unpriced: bool = False
     calls: int = 0
     unpriced_calls: int = 0
-
-    @property
-    def variance(self) -> Decimal:
-        return self.billed - self.estimated
-
-    @property
-    def variance_pct(self) -> Decimal | None:
-        if not self.billed:
-            return None
-        return (self.variance / self.billed * 100).quantize(PCT_QUANTUM, ROUND_HALF_EVEN)
-
-    @property
-    def flagged(self) -> bool:
-        return variance_flagged(self.variance, self.variance_pct)
 
 
 @dataclass
@@ -174,6 +167,19 @@ def reconciliation(
             )
         return row
 
+    def billed_cell(day: date, ws: str, mdl: str, key: str) -> ReconRow:
+        """The cell of a row of the bill, by whether its API key is an agent's."""
+        if not key:
+            state = KeyState.NO_KEY
+        elif key in agents_by_key:
+            state = KeyState.MAPPED
+        else:
+            state = KeyState.UNMAPPED
+        row = cell(day, ws, model_family(mdl), key, state)
+        if state == KeyState.MAPPED:
+            row.agents = sorted(agents_by_key[key])
+        return row
+
     billed_rows = AnthropicBilledCost.objects.filter(day__gte=since, day__lte=until, currency="USD")
     if tokens_only:
         billed_rows = billed_rows.filter(cost_type="tokens")
@@ -182,34 +188,16 @@ def reconciliation(
         non_token=Sum("amount", filter=~Q(cost_type="tokens")),
     )
     for b in billed:
-        key = b["api_key_id"]
-        if not key:
-            state = KeyState.NO_KEY
-        elif key in agents_by_key:
-            state = KeyState.MAPPED
-        else:
-            state = KeyState.UNMAPPED
-        row = cell(b["day"], b["workspace_id"], model_family(b["model"]), key, state)
+        row = billed_cell(b["day"], b["workspace_id"], b["model"], b["api_key_id"])
         row.billed += b["billed_amount"]
         row.billed_non_token += b["non_token"] or 0
         row.has_billed = True
-        if state == KeyState.MAPPED:
-            row.agents = sorted(agents_by_key[key])
 
     usage = AnthropicBilledUsage.objects.filter(day__gte=since, day__lte=until)
     if usage:
         book = PriceBook(ModelPrice.objects.filter(provider=PROVIDER, effective_from__lt=end))
     for u in usage:
-        key = u.api_key_id
-        if not key:
-            state = KeyState.NO_KEY
-        elif key in agents_by_key:
-            state = KeyState.MAPPED
-        else:
-            state = KeyState.UNMAPPED
-        row = cell(u.day, u.workspace_id, model_family(u.model), key, state)
-        if state == KeyState.MAPPED:
-            row.agents = sorted(agents_by_key[key])
+        row = billed_cell(u.day, u.workspace_id, u.model, u.api_key_id)
         # The price in force when the day began (events are priced at their own moment).
         price = book.price_for(PROVIDER, u.model, datetime.combine(u.day, time.min, tzinfo=UTC))
         if price is None:

@@ -17,6 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from apps.accounts.roles import FINOPS
+from apps.core.exports import csv_safe
 from apps.core.http import HtmxHttpRequest
 from apps.core.views import role_required
 from apps.costs.billed.client import NOT_CONFIGURED, admin_api_enabled
@@ -115,9 +116,9 @@ def _recon_csv(recon: Reconciliation) -> HttpResponse:
         writer.writerow(
             [
                 r.day.isoformat(),
-                _text(r.workspace_id),
-                _text(r.model),
-                _text(r.api_key_id),
+                csv_safe(r.workspace_id),
+                csv_safe(r.model),
+                csv_safe(r.api_key_id),
                 r.key_state,
                 " ".join(r.agents),
                 _plain(r.estimated),
@@ -131,12 +132,6 @@ def _recon_csv(recon: Reconciliation) -> HttpResponse:
             ]
         )
     return response
-
-
-def _text(value: str) -> str:
-    """Model names come from agents' events: one starting like a formula is quoted, so a
-    spreadsheet shows it instead of running it."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def _plain(value: Decimal) -> str:

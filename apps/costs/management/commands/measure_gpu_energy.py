@@ -1,24 +1,14 @@
 """`manage.py measure_gpu_energy [--since DATE] [--redo]`: integrate measured GPU power of
 self-hosted models (COSTS_MEASURED_POWER) now, as the beat task does every few minutes."""
 
-from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from apps.core.management.arguments import since_moment
 from apps.costs.energy_services import measured_windows_run
 from apps.slo.promql import PrometheusUnreachable, PromqlError
-
-
-def _since(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise CommandError(
-            f"--since {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)."
-        ) from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class Command(BaseCommand):
@@ -29,7 +19,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--since", type=_since, default=None, help="From this moment (UTC).")
+        parser.add_argument(
+            "--since", type=since_moment, default=None, help="From this moment (UTC)."
+        )
         parser.add_argument("--redo", action="store_true", help="Integrate done windows again.")
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -1,22 +1,12 @@
 """`manage.py price_llm_calls [--since DATE]`: (re)price stored llm_calls from the price table."""
 
-from datetime import UTC, datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import BaseCommand, CommandParser
 
+from apps.core.management.arguments import since_moment
 from apps.costs.selectors import unpriced_models
 from apps.costs.services import llm_calls_reprice
-
-
-def _since(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise CommandError(
-            f"--since {text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)."
-        ) from exc
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class Command(BaseCommand):
@@ -29,7 +19,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "--since", type=_since, default=None, help="Only calls from this moment on (UTC)."
+            "--since", type=since_moment, default=None, help="Only calls from this moment on (UTC)."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
