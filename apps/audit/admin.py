@@ -1,22 +1,8 @@
-from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
 
 from apps.audit.models import Event, LedgerSeal
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The audit log is append-only: the admin may look, never touch."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from apps.core.admin import ReadOnlyAdmin  # the audit log is append-only
 
 
 @admin.register(Event)

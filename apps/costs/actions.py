@@ -18,7 +18,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 
 from apps.actions.models import Action
 from apps.audit.models import Event, EventType
-from apps.costs.drivers import driver_rates, tool_call_totals
+from apps.costs.drivers import UNNAMED_TOOL, driver_rates, tool_call_totals
 from apps.costs.explorer import CLOUD, LOGGING, ExplorerQuery, cost_cells
 from apps.costs.models import CostSource, EnergySource, LlmUsage
 
@@ -92,7 +92,7 @@ def _tools(events: QuerySet[Event], day: date) -> tuple[int, Decimal | None]:
     calls, cost, unknown = 0, Decimal(0), False
     for row in tool_call_totals(events):
         priced = rates.tool_calls_cost(
-            row["tool"] or "",
+            row["tool"] or UNNAMED_TOOL,
             day,
             calls=row["n"],
             reported_calls=row["n_reported"],

@@ -142,7 +142,9 @@ def _explorer_csv(result: Explorer) -> HttpResponse:
     for row in sorted(result.rows, key=lambda r: r.value):
         for day in q.days():
             if day in row.per_day:
-                writer.writerow([day.isoformat(), row.value, q.currency, _micro(row.per_day[day])])
+                writer.writerow(
+                    [day.isoformat(), csv_safe(row.value), q.currency, _micro(row.per_day[day])]
+                )
     writer.writerow(["total", "", q.currency, _micro(result.total)])
     return response
 

@@ -1,6 +1,6 @@
 """The cost explorer and the cost drivers: figures worked out by hand."""
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -298,3 +298,12 @@ def test_finops_adds_a_driver_rate_and_a_second_one_that_day_is_refused(client, 
     assert CostDriverRate.objects.count() == 1
     client.force_login(make_person("vic", "viewer"))
     assert client.post("/costs/driver-rates/", form).status_code == 403
+
+
+def test_a_name_that_looks_like_a_formula_is_quoted_in_the_csv(client, month, make_person):
+    # Model names come from agents' events: a spreadsheet must show this one, never run it.
+    make_price("=HYPERLINK*", effective_from=NOV - timedelta(days=30))
+    ingest(call('=HYPERLINK("http://x")', ts=NOV, input_tokens=1_000_000))
+    client.force_login(make_person("fiona", "finops"))
+    lines = explore(client, dimension="model", format="csv").content.decode().splitlines()
+    assert '2026-11-02,"\'=HYPERLINK(""http://x"")",USD,3.000000' in lines
