@@ -1,4 +1,3 @@
-
 from django.contrib import admin
 
 from apps.audit.models import Event, LedgerSeal

@@ -165,12 +165,7 @@ def _form_data(request: HttpRequest) -> dict[str, Any]:
 def _initial(budget: Budget | None) -> dict[str, Any]:
     if budget is None:
         rows = [
-            {
-                "percent": f"{t['percent'].normalize():f}",
-                "action": t["action"],
-                "per_minute": t["per_minute"] or "",
-            }
-            for t in default_thresholds()
+            _threshold_row(t["percent"], t["action"], t["per_minute"]) for t in default_thresholds()
         ]
         values: dict[str, Any] = {
             "time_zone": "UTC",
@@ -181,14 +176,7 @@ def _initial(budget: Budget | None) -> dict[str, Any]:
             "scope": "global",
         }
     else:
-        rows = [
-            {
-                "percent": f"{t.percent.normalize():f}",
-                "action": t.action,
-                "per_minute": t.per_minute or "",
-            }
-            for t in budget.thresholds.all()
-        ]
+        rows = [_threshold_row(t.percent, t.action, t.per_minute) for t in budget.thresholds.all()]
         values = {
             "slug": budget.slug,
             "name": budget.name,
@@ -204,8 +192,7 @@ def _initial(budget: Budget | None) -> dict[str, Any]:
             "cap": f"{budget.cap.normalize():f}",
             "active": budget.active,
         }
-    rows += [{"percent": "", "action": "", "per_minute": ""}] * (THRESHOLD_ROWS - len(rows))
-    values["thresholds"] = rows
+    values["thresholds"] = _padded(rows)
     return values
 
 
@@ -235,15 +222,24 @@ def _form_page(
 
 
 def _threshold_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = [
-        {
-            "percent": t.get("percent", ""),
-            "action": t.get("action", ""),
-            "per_minute": t.get("per_minute", ""),
-        }
-        for t in data["thresholds"]
-    ]
-    return rows + [{"percent": "", "action": "", "per_minute": ""}] * (THRESHOLD_ROWS - len(rows))
+    return _padded(
+        [
+            _threshold_row(t.get("percent", ""), t.get("action", ""), t.get("per_minute"))
+            for t in data["thresholds"]
+        ]
+    )
+
+
+def _threshold_row(percent: Any = "", action: str = "", per_minute: Any = None) -> dict[str, Any]:
+    """One row of the form's threshold table as the template shows it (a percent as typed, or
+    a stored one without trailing zeros)."""
+    shown = f"{percent.normalize():f}" if isinstance(percent, Decimal) else percent
+    return {"percent": shown, "action": action, "per_minute": per_minute or ""}
+
+
+def _padded(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows, and empty ones up to the form's THRESHOLD_ROWS."""
+    return rows + [_threshold_row() for _ in range(THRESHOLD_ROWS - len(rows))]
 
 
 @role_required(FINOPS)
