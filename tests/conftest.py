@@ -18,6 +18,30 @@ from apps.fleet.models import Agent, Team
 from apps.fleet.services import agent_token_mint
 
 REQUIRE_SERVICES = os.environ.get("OPSDASH_REQUIRE_SERVICES", "") in ("1", "true", "yes")
+# Longer than a whole run of the suite takes (about 8 minutes in CI).
+MIDNIGHT_MARGIN = timedelta(minutes=15)
+SAFE_AFTER_MIDNIGHT = timedelta(minutes=2)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A run started just before midnight UTC waits for the new day. Many tests put events
+    "now" and read today's figures (daily budgets, today's costs), some of them through a
+    server in another process whose clock cannot be frozen: a run that crossed midnight would
+    find yesterday's events outside today's period."""
+    import time
+
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # Events are put up to a minute before "now": a day's first minutes are no safer.
+    if now < today + SAFE_AFTER_MIDNIGHT:
+        start = today + SAFE_AFTER_MIDNIGHT
+    elif today + timedelta(days=1) - now < MIDNIGHT_MARGIN:
+        start = today + timedelta(days=1) + SAFE_AFTER_MIDNIGHT
+    else:
+        return
+    wait = (start - now).total_seconds()
+    print(f"\nWaiting {wait:.0f} s for midnight UTC to pass before the tests start.")
+    time.sleep(wait)
 
 
 @pytest.fixture(autouse=True)
