@@ -535,12 +535,16 @@ def gate_calls_close(reservation_ids: Sequence[str], now: datetime) -> dict[int,
             continue
     if not ids:
         return {}
-    closed = GateCall.objects.filter(
+    open_calls = GateCall.objects.filter(
         reservation_id__in=ids, settled_at__isnull=True, released_at__isnull=True
-    )
-    holds = list(closed.values_list("holds", flat=True))
-    closed.update(settled_at=now)
-    return _holds_sum(holds)
+    ).order_by("reservation_id")
+    if connection.features.has_select_for_update:
+        # Locked before their holds are read: a batch settling the same call, or the expiry
+        # sweep, waits here and then finds it closed, so its holds come back once.
+        open_calls = open_calls.select_for_update()
+    closing = list(open_calls.values_list("reservation_id", "holds"))
+    GateCall.objects.filter(reservation_id__in=[pk for pk, _ in closing]).update(settled_at=now)
+    return _holds_sum(holds for _, holds in closing)
 
 
 def _holds_sum(holds: Iterable[dict[str, str]]) -> dict[int, Decimal]:
