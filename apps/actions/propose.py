@@ -24,7 +24,7 @@ from apps.audit.services.event_prepare import msgspec_errors
 from apps.audit.services.ingest import ALL_TYPES, event_batch_ingest
 from apps.budgets.selectors import proposal_throttle
 from apps.chatops.hooks import action_pending_announce
-from apps.core.db import pg_cursor
+from apps.core.db import rows_fetch
 from apps.fleet.models import Agent
 from apps.policy.engine import Proposal
 from apps.policy.selectors import ACTIVE_VERSION_SQL, policy_compiled
@@ -113,14 +113,7 @@ _AGENT_STATE_SQL = (
 
 def _agent_state_for_decision(agent: Agent) -> tuple[bool, str, str, str | None]:
     """(halted, halted_reason, autonomy_mode, active policy's key) as committed now."""
-    if connection.vendor == "postgresql":
-        with pg_cursor() as pg:
-            pg.execute(_AGENT_STATE_SQL, [agent.pk], prepare=True)
-            halted, reason, mode, policy_key = pg.fetchone()  # type: ignore[misc]
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(_AGENT_STATE_SQL, [agent.pk])
-            halted, reason, mode, policy_key = cursor.fetchone()
+    [(halted, reason, mode, policy_key)] = rows_fetch(_AGENT_STATE_SQL, [agent.pk])
     return bool(halted), reason or "", mode, policy_key
 
 

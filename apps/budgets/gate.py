@@ -31,7 +31,7 @@ from django.utils import timezone
 from apps.budgets.gauges import gauge_state_stored, gauges_write, stored_decimal
 from apps.budgets.models import Budget, BudgetGauge, BudgetMeasure, BudgetScope, GateCall
 from apps.budgets.periods import local_day, period_key
-from apps.core.db import pg_cursor
+from apps.core.db import pg_cursor, rows_fetch
 from apps.costs.models import ModelPrice
 from apps.costs.pricing import MTOK, USD_QUANTUM, PriceBook
 from apps.fleet.models import Agent
@@ -219,14 +219,7 @@ def _gauges_read(agent: Agent, request: GateRequest, *, lock: bool) -> tuple[lis
         "model": request.model,
         "provider": request.provider.lower(),
     }
-    if connection.vendor == "postgresql":
-        with pg_cursor() as pg:
-            pg.execute(sql, params, prepare=True)
-            rows = pg.fetchall()
-    else:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+    rows = rows_fetch(sql, params)
     gauges = [
         g
         for g in (_gauge(row[:15]) for row in rows)

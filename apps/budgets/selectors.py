@@ -7,7 +7,6 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -21,7 +20,7 @@ from apps.budgets.models import (
     ThresholdAction,
 )
 from apps.budgets.periods import local_day, period_days, period_key
-from apps.core.db import pg_cursor
+from apps.core.db import rows_fetch
 from apps.fleet.models import Agent
 
 
@@ -267,16 +266,6 @@ _FIRED_THROTTLES_SQL = (
 
 
 # The newest proposals of one agent in the window (index action_agent: agent, -proposed_at).
-def _fetch(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-    if connection.vendor == "postgresql":
-        with pg_cursor() as pg:
-            pg.execute(sql, params, prepare=True)
-            return pg.fetchall()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-
-
 def proposal_throttle(agent: Agent, now: datetime) -> Throttle | None:
     """The throttle that refuses the agent's next proposal, or None.
 
@@ -284,7 +273,7 @@ def proposal_throttle(agent: Agent, now: datetime) -> Throttle | None:
     has fired in the budget's current period allows `per_minute` proposals per agent in any
     60 s. One query when nothing is throttled (the usual case); two when something is."""
     utc_day = now.astimezone(UTC).date()
-    fired = _fetch(
+    fired = rows_fetch(
         _FIRED_THROTTLES_SQL,
         {
             "throttle": ThresholdAction.THROTTLE.value,

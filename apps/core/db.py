@@ -1,6 +1,6 @@
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any, Generic, TypeVar
@@ -128,6 +128,18 @@ def pg_cursor(using: str = DEFAULT_DB_ALIAS) -> Iterator[psycopg.Cursor[Any]]:
         return
     with psycopg.Cursor(wrapper.connection) as cursor:
         yield cursor
+
+
+def rows_fetch(sql: str, params: Sequence[Any] | Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    """The rows of one raw query on a hot path: prepared on PostgreSQL (pg_cursor), through
+    Django's cursor elsewhere."""
+    if connections[DEFAULT_DB_ALIAS].vendor == "postgresql":
+        with pg_cursor() as pg:
+            pg.execute(sql, params, prepare=True)
+            return pg.fetchall()
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
 
 
 class CompiledLookup(Generic[M]):
