@@ -163,11 +163,19 @@ def _price_book(provider: str, version: int | None) -> PriceBook:
     return book
 
 
-def _estimate_usd(request: GateRequest, book: PriceBook, now: datetime) -> Decimal | None:
-    """The call's highest cost: the agent's own estimate, or its input and max_tokens of
-    output at the price in force (None: the model has no price)."""
+def _estimate_usd(
+    request: GateRequest, gauges: Sequence[_Gauge], price_version: Any, now: datetime
+) -> Decimal | None:
+    """The call's highest cost: 0 for a tool call; the agent's own estimate; or, under an
+    LLM-spend budget, its input and max_tokens of output at the price in force (None: the
+    model has no price)."""
+    if request.kind != "llm_call":
+        return Decimal(0)
     if request.estimated_cost_usd is not None:
         return request.estimated_cost_usd.quantize(USD_QUANTUM, rounding=ROUND_CEILING)
+    if not any(g.measure == BudgetMeasure.LLM_USD for g in gauges):
+        return Decimal(0)  # nothing to weigh it against: no need for a price
+    book = _price_book(request.provider.lower(), price_version)
     price = book.price_for(request.provider.lower(), request.model, now)
     if price is None:
         return None
@@ -184,7 +192,7 @@ def gate_check(*, agent: Agent, request: GateRequest, now: datetime | None = Non
     since is caught when the call is recorded."""
     now = now or timezone.now()
     if agent.halted:
-        return GateAnswer(423, "halt", f"{agent.slug} is halted: {agent.halted_reason}")
+        return _halted(agent, agent.halted_reason)
     try:
         if connection.vendor == "postgresql":
             answer = _check_in_one_statement(agent, request, now)
@@ -199,7 +207,6 @@ def gate_check(*, agent: Agent, request: GateRequest, now: datetime | None = Non
 
 @dataclass
 class _Weighed:
-    gauges: list[_Gauge]
     estimate_usd: Decimal | None
     figures: list[dict[str, Any]]
     # Every gauge weighed and what the call holds of it (0: checked against, holds nothing).
@@ -231,12 +238,7 @@ def _gauges_read(agent: Agent, request: GateRequest, *, lock: bool) -> tuple[lis
 def _weigh_all(
     agent: Agent, request: GateRequest, gauges: list[_Gauge], price_version: Any, now: datetime
 ) -> _Weighed:
-    estimate_usd: Decimal | None = Decimal(0)
-    if request.kind == "llm_call" and any(g.measure == BudgetMeasure.LLM_USD for g in gauges):
-        book = _price_book(request.provider.lower(), price_version)
-        estimate_usd = _estimate_usd(request, book, now)
-    elif request.kind == "llm_call" and request.estimated_cost_usd is not None:
-        estimate_usd = _estimate_usd(request, PriceBook([]), now)
+    estimate_usd = _estimate_usd(request, gauges, price_version, now)
     figures = [
         {
             "budget": g.slug,
@@ -248,7 +250,7 @@ def _weigh_all(
         for g in gauges
     ]
     weights = _weigh(agent, request, gauges, estimate_usd, figures, now)
-    return _Weighed(gauges, estimate_usd, figures, weights)
+    return _Weighed(estimate_usd, figures, weights)
 
 
 def _check_locked(agent: Agent, request: GateRequest, now: datetime) -> GateAnswer:
@@ -265,7 +267,7 @@ def _check_locked(agent: Agent, request: GateRequest, now: datetime) -> GateAnsw
     # Read after the gauges were locked (see _CALL_SQL).
     halted, reason = Agent.objects.values_list("halted", "halted_reason").get(pk=agent.pk)
     if halted:
-        raise _Refused(GateAnswer(423, "halt", f"{agent.slug} is halted: {reason}"))
+        raise _Refused(_halted(agent, reason))
     for budget_id, amount in weighed.holds.items():
         BudgetGauge.objects.filter(pk=budget_id).update(reserved=F("reserved") + amount)
     call = GateCall.objects.create(
@@ -292,7 +294,7 @@ def _check_in_one_statement(agent: Agent, request: GateRequest, now: datetime) -
         return None
     weighed = _weigh_all(agent, request, gauges, price_version, now)
     reservation_id = uuid.uuid4()
-    call = _call_params(reservation_id, agent, request, weighed, now)[:-1]
+    call = _call_columns(reservation_id, agent, request, weighed, now)
     # Outside a transaction the statement is its own, and its commit need not wait for the
     # disk (see _check_locked); inside a caller's transaction that is the caller's to say.
     quick_commit = not connection.in_atomic_block
@@ -383,14 +385,14 @@ SELECT l.budget_id, l.period_start, l.spent, l.cap, l.halt_at, l.throttle_per_mi
 FROM locked l ORDER BY l.budget_id"""  # noqa: S608
 
 
-def _call_params(
+def _call_columns(
     reservation_id: uuid.UUID,
     agent: Agent,
     request: GateRequest,
     weighed: _Weighed,
     now: datetime,
 ) -> list[Any]:
-    """_CALL_SQL's parameters, the agent's id last."""
+    """The recorded call's columns, in _CALL_SQL's order."""
     return [
         reservation_id,
         agent.pk,
@@ -400,7 +402,6 @@ def _call_params(
         json.dumps({str(pk): str(amount) for pk, amount in weighed.holds.items()}),
         now,
         now + timedelta(seconds=settings.GATE_RESERVATION_SECONDS),
-        agent.pk,
     ]
 
 
@@ -414,9 +415,14 @@ def _allowed(reservation_id: uuid.UUID, figures: list[dict[str, Any]]) -> GateAn
     )
 
 
-def _halted_now(agent: Agent) -> GateAnswer:
-    reason = Agent.objects.filter(pk=agent.pk).values_list("halted_reason", flat=True).first()
+def _halted(agent: Agent, reason: str | None) -> GateAnswer:
     return GateAnswer(423, "halt", f"{agent.slug} is halted: {reason}")
+
+
+def _halted_now(agent: Agent) -> GateAnswer:
+    """The refusal of a call the statement did not record: the agent was halted meanwhile."""
+    reason = Agent.objects.filter(pk=agent.pk).values_list("halted_reason", flat=True).first()
+    return _halted(agent, reason)
 
 
 def _is_current(gauge: _Gauge, now: datetime) -> bool:
