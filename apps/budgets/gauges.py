@@ -56,6 +56,15 @@ def effective_cap(budget: Budget, key: date) -> Decimal:
     return budget.cap + (extra or Decimal(0))
 
 
+def thresholds_acted(
+    fired: Iterable[tuple[Decimal, str, int]], epoch: int
+) -> set[tuple[Decimal, str]]:
+    """(percent, action) of the thresholds that have acted in a period, from its crossings
+    ((percent, action, epoch) each): a threshold acts once a period, a halt once per epoch (a
+    resume that gave no room starts a new one, and the next count halts again)."""
+    return {(p, a) for p, a, e in fired if a != ThresholdAction.HALT or e == epoch}
+
+
 def gauge_state(
     budget: Budget,
     key: date,
@@ -74,7 +83,7 @@ def gauge_state(
         for t in thresholds
         if t.action == ThresholdAction.THROTTLE and t.per_minute and t.percent in throttled
     ]
-    acted = {(p, a) for p, a, e in fired if a != ThresholdAction.HALT or e == budget.epoch}
+    acted = thresholds_acted(fired, budget.epoch)
     waiting = [t.percent for t in thresholds if (t.percent, t.action) not in acted]
     return GaugeState(
         budget_id=budget.pk,

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Sum
 from django.utils import timezone
 
-from apps.budgets.gauges import effective_cap
+from apps.budgets.gauges import effective_cap, thresholds_acted
 from apps.budgets.models import (
     Budget,
     BudgetCrossing,
@@ -48,13 +48,9 @@ def budget_standing(budget: Budget, now: datetime | None = None) -> BudgetStandi
     )["s"] or Decimal(0)
     key = period_key(budget.period, budget.rolling_days, today)
     cap = effective_cap(budget, key)
-    fired = {
-        action
-        for action, epoch in BudgetCrossing.objects.filter(
-            budget=budget, period_start=key
-        ).values_list("action", "epoch")
-        if action != ThresholdAction.HALT or epoch == budget.epoch
-    }
+    crossings = BudgetCrossing.objects.filter(budget=budget, period_start=key)
+    acted = thresholds_acted(crossings.values_list("percent", "action", "epoch"), budget.epoch)
+    fired = {action for _, action in acted}
     state = next((a for a in _SEVERITY if a in fired), "")
     return BudgetStanding(
         budget=budget, first_day=first, last_day=last, spent=spent, cap=cap, state=state

@@ -31,6 +31,7 @@ from apps.budgets.gauges import (
     gauges_refresh,
     gauges_write,
     stored_decimal,
+    thresholds_acted,
 )
 from apps.budgets.models import (
     DEFAULT_THRESHOLDS,
@@ -307,10 +308,10 @@ def _cross(
 ) -> tuple[list[BudgetCrossing], GaugeState]:
     """Every threshold at or under the new total that has not fired in this period yet.
 
-    At or under, not "between before and after": a cap lowered mid-period acts at the next
-    counted event. A halt fires again after a resume that gave no more room (a new epoch);
-    the other thresholds fire once a period. Returns the crossings and the budget's gauge
-    after them."""
+    At or under, not "between before and after": a threshold an edit brought under the total
+    (a lowered cap) acts too. A halt fires again after a resume that gave no more room (a new
+    epoch); the other thresholds fire once a period. Returns the crossings and the budget's
+    gauge after them."""
     key = period_key(budget.period, budget.rolling_days, today)
     cap = effective_cap(budget, key)
     fired = set(
@@ -318,16 +319,12 @@ def _cross(
             "percent", "action", "epoch"
         )
     )
+    acted = thresholds_acted(fired, budget.epoch)
     crossed: list[BudgetCrossing] = []
     thresholds: Iterable[BudgetThreshold] = budget.thresholds.all()
     for threshold in sorted(thresholds, key=lambda t: (t.percent, t.action)):
         limit = cap * threshold.percent / 100
-        if limit > after:
-            continue
-        if threshold.action == ThresholdAction.HALT:
-            if (threshold.percent, threshold.action, budget.epoch) in fired:
-                continue
-        elif any(p == threshold.percent and a == threshold.action for p, a, _ in fired):
+        if limit > after or (threshold.percent, threshold.action) in acted:
             continue
         crossing = _crossing_insert(
             BudgetCrossing(
