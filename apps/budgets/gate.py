@@ -40,6 +40,7 @@ from apps.fleet.models import Agent
 # estimate before the call, so an energy budget is weighed (its throttle, its halting cap
 # already passed) but holds nothing.
 GATED_MEASURES = (BudgetMeasure.LLM_USD, BudgetMeasure.TOKENS, BudgetMeasure.ENERGY_WH)
+HELD_MEASURES = (BudgetMeasure.LLM_USD, BudgetMeasure.TOKENS)
 # How long a closed call is kept after its reservation would have expired: long past any
 # throttle window, long enough to read what happened to a call.
 GATE_CALLS_KEPT = timedelta(hours=1)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from django.db.models import Sum
 from django.utils import timezone
 
+from apps.budgets.gate import HELD_MEASURES
 from apps.budgets.gauges import effective_cap, thresholds_acted
 from apps.budgets.models import (
     Budget,
@@ -68,7 +69,7 @@ _SEVERITY = (
 def budget_reserved(budget: Budget) -> Decimal | None:
     """What gate calls in flight hold of the budget (None: the gate does not hold for its
     measure)."""
-    if budget.measure not in (BudgetMeasure.LLM_USD, BudgetMeasure.TOKENS):
+    if budget.measure not in HELD_MEASURES:
         return None
     held = BudgetGauge.objects.filter(budget=budget).values_list("reserved", flat=True).first()
     return held or Decimal(0)
@@ -261,7 +262,6 @@ _FIRED_THROTTLES_SQL = (
 )
 
 
-# The newest proposals of one agent in the window (index action_agent: agent, -proposed_at).
 def proposal_throttle(agent: Agent, now: datetime) -> Throttle | None:
     """The throttle that refuses the agent's next proposal, or None.
 
@@ -295,6 +295,7 @@ def proposal_throttle(agent: Agent, now: datetime) -> Throttle | None:
     slug, (per_minute, name) = min(limits.items(), key=lambda item: (item[1][0], item[0]))
     from apps.actions.models import Action
 
+    # The agent's newest proposals in the window (index action_agent: agent, -proposed_at).
     recent = list(
         Action.objects.filter(agent=agent, proposed_at__gt=now - THROTTLE_WINDOW)
         .order_by("-proposed_at")
