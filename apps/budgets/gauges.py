@@ -48,6 +48,12 @@ class GaugeState:
     next_at: Decimal | None = None
 
 
+def period_spent(budget_id: int, first: date, last: date) -> Decimal:
+    """What a budget counted over the local days first..last (its period, whole or so far)."""
+    total = BudgetDay.objects.filter(budget_id=budget_id, day__gte=first, day__lte=last)
+    return total.aggregate(s=Sum("amount"))["s"] or Decimal(0)
+
+
 def effective_cap(budget: Budget, key: date) -> Decimal:
     """The cap plus the one-time allowances granted for the period."""
     extra = BudgetAllowance.objects.filter(budget=budget, period_start=key).aggregate(
@@ -101,9 +107,7 @@ def gauge_state_stored(budget: Budget, now: datetime) -> GaugeState:
     today = local_day(now, budget.time_zone)
     first, last = period_days(budget.period, budget.rolling_days, today)
     key = period_key(budget.period, budget.rolling_days, today)
-    spent = BudgetDay.objects.filter(budget=budget, day__gte=first, day__lte=last).aggregate(
-        s=Sum("amount")
-    )["s"] or Decimal(0)
+    spent = period_spent(budget.pk, first, last)
     fired = BudgetCrossing.objects.filter(budget=budget, period_start=key).values_list(
         "percent", "action", "epoch"
     )

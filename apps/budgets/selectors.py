@@ -7,11 +7,10 @@ from decimal import Decimal
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from django.db.models import Sum
 from django.utils import timezone
 
 from apps.budgets.gate import HELD_MEASURES
-from apps.budgets.gauges import effective_cap, thresholds_acted
+from apps.budgets.gauges import effective_cap, period_spent, thresholds_acted
 from apps.budgets.models import (
     Budget,
     BudgetCrossing,
@@ -44,9 +43,7 @@ class BudgetStanding:
 def budget_standing(budget: Budget, now: datetime | None = None) -> BudgetStanding:
     today = local_day(now or timezone.now(), budget.time_zone)
     first, last = period_days(budget.period, budget.rolling_days, today)
-    spent = BudgetDay.objects.filter(budget=budget, day__gte=first, day__lte=last).aggregate(
-        s=Sum("amount")
-    )["s"] or Decimal(0)
+    spent = period_spent(budget.pk, first, last)
     key = period_key(budget.period, budget.rolling_days, today)
     cap = effective_cap(budget, key)
     crossings = BudgetCrossing.objects.filter(budget=budget, period_start=key)

@@ -30,6 +30,7 @@ from apps.budgets.gauges import (
     gauge_state,
     gauges_refresh,
     gauges_write,
+    period_spent,
     stored_decimal,
     thresholds_acted,
 )
@@ -251,9 +252,7 @@ def _apply(
             of_period, spent, next_at = moved.get(budget_id, (False, Decimal(0), None))
             if of_period and (next_at is None or spent < next_at):
                 continue  # no threshold within reach: the common case
-            after = BudgetDay.objects.filter(
-                budget_id=budget_id, day__gte=first, day__lte=last
-            ).aggregate(s=Sum("amount"))["s"] or Decimal(0)
+            after = period_spent(budget_id, first, last)
             loaded = Budget.objects.prefetch_related("thresholds").get(pk=budget_id)
             crossed, gauge = _cross(loaded, today, after, pushers[budget_id], now)
             crossings += crossed
