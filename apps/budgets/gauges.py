@@ -1,8 +1,9 @@
 """Budget gauges: each budget's current period in one row, for the gate.
 
-Lock order, kept by every writer so none deadlock: budget rows first (in id order), then gauge
-rows (in id order). The gate takes gauge rows only; the counting, recounts and resumes take the
-budget rows first and write the gauges last; the expiry sweep takes gauge rows only.
+Lock order, kept by every writer so none deadlock: gate calls being closed, then budget rows
+(in id order), then gauge rows (in id order). The gate takes gauge rows only; the counting
+closes the calls its llm_calls settle, then takes the budget rows and writes the gauges last,
+as recounts and resumes do; the expiry sweep closes calls, then takes gauge rows.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
